@@ -37,6 +37,7 @@ def sample(model: pm.Model, sampler: SamplerSpec, progress: bool = True) -> az.I
             seed=sampler.seed,
             target_accept=sampler.target_accept,
             progress_bar=progress,
+            save_warmup=False,
         )
     with model:
         return pm.sample(
