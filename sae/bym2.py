@@ -103,14 +103,13 @@ def bym2_field(prefix: str, graph: AreaGraph, prior: PriorSet, gamma, group_dim:
     structured = pm.Flat(f"{prefix}_structured", dims=dims)
     pm.Potential(f"{prefix}_icar", icar_logp(structured, graph))
     unstructured = pm.Normal(f"{prefix}_unstructured", 0.0, 1.0, dims=dims)
-    inverse_scale, is_structured = structure_weights(graph)
-    return bym2_combination(sigma, rho, structured, unstructured, inverse_scale, is_structured)
+    return bym2_combination(sigma, rho, structured, unstructured, *structure_weights(graph))
 
 
 def structure_weights(graph: AreaGraph) -> tuple[np.ndarray, np.ndarray]:
-    """1/s per area and a 0/1 marker of areas with a structured part (islands have none)."""
+    """1/√s per area and a 0/1 marker of areas with a structured part (islands have none)."""
     is_structured = (~graph.is_island).astype(float)
-    return is_structured / graph.scaling_factor, is_structured
+    return is_structured / np.sqrt(graph.scaling_factor), is_structured
 
 
 def icar_logp(u, graph: AreaGraph):

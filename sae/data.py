@@ -52,6 +52,11 @@ def load_inputs(
     """Read (or take) the cells and the areas named by the spec, validate them, build the graph."""
     table, cells_source = read_cells(spec, cells)
     polygons = read_areas(spec, areas)
+    if polygons is None and spec.graph.edges is None:
+        raise SaeInputError(
+            "No areas: set [data] areas = a polygons file, or [graph] edges = an edge-list CSV, "
+            "or pass areas= (a GeoDataFrame)."
+        )
     cell_table = validate_cells(table, spec, cells_source)
     graph = build_graph(spec, polygons, cell_table)
     check_cells_on_graph(cell_table, graph)

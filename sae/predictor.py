@@ -10,16 +10,17 @@ tensors (inside the model) and on numpy arrays with leading draw dimensions (aft
 from __future__ import annotations
 
 
-def bym2_combination(sigma, rho, structured, unstructured, inverse_scale, is_structured):
+def bym2_combination(sigma, rho, structured, unstructured, root_inverse_scale, is_structured):
     """b = σ (√(ρ/s) u + √(1 − ρ) v) on areas in components; b = σ v on islands.
 
-    `inverse_scale` is 1/s per area (0 on islands) and `is_structured` 1 per area (0 on islands),
+    `root_inverse_scale` is 1/√s per area (0 on islands; kept outside the square root so the
+    gradient in ρ stays finite) and `is_structured` 1 per area (0 on islands),
     so an island's effect is N(0, σ²) with no structured part (Freni-Sterrantino et al. 2018).
     The last axis of `structured` / `unstructured` is the area.
     """
     rho = rho[..., None]
     return sigma[..., None] * (
-        (rho * inverse_scale) ** 0.5 * structured + (1.0 - rho * is_structured) ** 0.5 * unstructured
+        rho**0.5 * root_inverse_scale * structured + (1.0 - rho * is_structured) ** 0.5 * unstructured
     )
 
 

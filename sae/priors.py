@@ -5,8 +5,9 @@ PC priors (Simpson et al. 2017) are the default, with INLA's default parameters:
 - ρ (BYM2 mixing): P(ρ < 0.5) = 2/3, the PC prior of Riebler et al. (2016, sec. 4):
   d(ρ) = √(2 KLD(ρ)), KLD(ρ) = ½ Σ_k [ρ(γ_k − 1) − log(1 + ρ(γ_k − 1))], with γ_k the non-zero
   eigenvalues of the scaled ICAR covariance (1 / (s λ_k) for Laplacian eigenvalues λ_k > 0 of each
-  component), and π(ρ) = θ exp(−θ d(ρ)) |d′(ρ)|, θ = −ln(1 − 2/3) / d(0.5). Islands contribute
-  nothing: their effect does not depend on ρ.
+  component), and π(ρ) ∝ θ exp(−θ d(ρ)) |d′(ρ)| on [0, 1]; d is bounded there, so the
+  exponential is truncated at d(1) and θ is solved so that P(ρ < 0.5) = 2/3 holds for the truncated
+  prior. Islands contribute nothing: their effect does not depend on ρ.
 
 ``morris2019`` reproduces Morris et al. (2019) and the Stan case study: β ~ N(0, 1) for the
 intercept and covariates on their original scale, σ ~ N⁺(0, 1), ρ ~ Beta(½, ½).
@@ -28,6 +29,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import scipy.linalg
+import scipy.optimize
 
 from sae.graph import AreaGraph
 
@@ -97,16 +99,27 @@ def log1p(x):
     return pt.log1p(x) if isinstance(x, pt.TensorVariable) else np.log1p(x)
 
 
-def pc_rho_rate(gamma: np.ndarray) -> float:
-    """θ such that P(ρ < PC_RHO_U) = PC_RHO_ALPHA."""
-    divergence, _ = kld(np.array([PC_RHO_U]), gamma)
-    return float(-np.log(1.0 - PC_RHO_ALPHA) / np.sqrt(2.0 * divergence[0]))
+def pc_rho_rate(gamma: np.ndarray) -> tuple[float, float]:
+    """θ and log normaliser of the PC prior, truncated to ρ ∈ [0, 1] because d(ρ) ≤ d(1).
+
+    θ solves (1 − e^(−θ d(U))) / (1 − e^(−θ d(1))) = α, so that P(ρ < U) = α exactly.
+    """
+    divergence, _ = kld(np.array([PC_RHO_U, 1.0 - 1e-12]), gamma)
+    d_u, d_1 = np.sqrt(2.0 * divergence)
+    if PC_RHO_ALPHA <= d_u / d_1:
+        raise ValueError(f"no PC prior on ρ with P(ρ < {PC_RHO_U}) = {PC_RHO_ALPHA} for this graph")
+
+    def excess(theta: float) -> float:
+        return -np.expm1(-theta * d_u) / -np.expm1(-theta * d_1) - PC_RHO_ALPHA
+
+    theta = scipy.optimize.brentq(excess, 1e-9, 1e4, xtol=1e-12)
+    return float(theta), float(np.log(-np.expm1(-theta * d_1)))
 
 
 def pc_rho_logp(rho, gamma: np.ndarray):
-    """log π(ρ) = log θ − θ d(ρ) + log d′(ρ), d(ρ) = √(2 KLD(ρ)), d′ = KLD′ / d."""
-    theta = pc_rho_rate(gamma)
+    """log π(ρ) = log θ − θ d(ρ) + log d′(ρ) − log(1 − e^(−θ d(1))), d = √(2 KLD), d′ = KLD′ / d."""
+    theta, log_normaliser = pc_rho_rate(gamma)
     divergence, slope = kld(rho, gamma)
     distance = (2.0 * divergence) ** 0.5
     log = pt.log if isinstance(rho, pt.TensorVariable) else np.log
-    return np.log(theta) - theta * distance + log(slope) - log(distance)
+    return np.log(theta) - log_normaliser - theta * distance + log(slope) - log(distance)

@@ -215,10 +215,6 @@ def validate_spec(spec: Spec, where: str) -> None:
             f"{where}: [data] must name exactly one exposure column for family "
             f"{spec.model.family!r}: {wanted} (found: {', '.join(given) or 'none'})."
         )
-    if data.areas is None and spec.graph.edges is None:
-        raise SaeInputError(
-            f"{where}: no areas. Set [data] areas = polygons file, or [graph] edges = edge-list CSV."
-        )
     if spec.model.group_effects != "none" and data.group is None:
         raise SaeInputError(
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "

@@ -1,0 +1,73 @@
+import numpy as np
+import pandas as pd
+import pytest
+
+from sae.data import load_inputs
+from sae.design import build_design
+from sae.errors import SaeInputError
+from test_data import spec
+
+
+def design_for(cells, areas, **changes):
+    s = spec(**changes)
+    result = load_inputs(s, cells=cells, areas=areas)
+    return build_design(result.cells, result.graph, result.areas, "area")
+
+
+def with_strata(cells):
+    rows = []
+    for stratum, share in (("young", 0.7), ("old", 0.3)):
+        part = cells.assign(age=stratum, population=(cells["population"] * share).round())
+        rows.append(part)
+    out = pd.concat(rows, ignore_index=True)
+    out["income"] = out["area"].map(lambda a: float(len(a) + ord(a[-1])))
+    return out
+
+
+def test_grid_covers_every_area_and_group_even_without_data(cells, areas):
+    design = design_for(cells[cells["area"] != "a12"], areas)
+    assert len(design.grid.cells) == len(areas) * 2
+    assert ("a12", "B") in set(design.grid.cells.itertuples(index=False, name=None))
+
+
+def test_stratum_weights_sum_to_one_per_cell_and_follow_exposure(cells, areas):
+    data = with_strata(cells)
+    design = design_for(data.drop(index=0), areas, data={"strata": ["age"]})
+    weights = design.grid.to_cell.sum(axis=0)
+    assert weights == pytest.approx(np.ones(len(design.grid.cells)))
+    # a00/A lost its 'young' row, so its only remaining stratum carries all the weight
+    column = design.grid.to_cell[:, [0]].toarray().ravel()
+    assert sorted(column[column > 0]) == [1.0]
+
+
+def test_area_level_covariate_is_filled_from_the_area_for_missing_groups(cells, areas):
+    data = with_strata(cells)
+    design = design_for(data[~((data["area"] == "a12") & (data["group"] == "B"))], areas,
+                        data={"strata": ["age"], "covariates": ["income"]})
+    grid_income = design.grid.X[:, 0] * design.scale[0] + design.center[0]
+    a12 = design.grid.area == list(areas["area"]).index("a12")
+    assert grid_income[a12] == pytest.approx(np.full(a12.sum(), len("a12") + ord("2")))
+
+
+def test_covariate_unknown_for_area_without_data_is_an_error(cells, areas):
+    data = with_strata(cells)
+    with pytest.raises(SaeInputError, match="covariate 'income' is unknown for cells without data a12/A"):
+        design_for(data[data["area"] != "a12"], areas, data={"strata": ["age"], "covariates": ["income"]})
+
+
+def test_covariate_from_areas_file_fills_missing_area(cells, areas):
+    data = with_strata(cells)
+    areas["income"] = areas["area"].map(lambda a: float(len(a) + ord(a[-1])))
+    design = design_for(data[data["area"] != "a12"], areas,
+                        data={"strata": ["age"], "covariates": ["income"]})
+    assert np.isfinite(design.grid.X).all()
+
+
+def test_numeric_covariate_is_standardised_and_maps_back(cells, areas):
+    data = with_strata(cells)
+    design = design_for(data, areas, data={"strata": ["age"], "covariates": ["income"]})
+    assert design.terms == ("income", "age[young]")
+    income = design.X[:, 0]
+    assert income.mean() == pytest.approx(0, abs=1e-12) and income.std() == pytest.approx(1)
+    raw = income * design.scale[0] + design.center[0]
+    assert raw == pytest.approx(data["income"].to_numpy())

@@ -1,0 +1,110 @@
+"""End-to-end fits on the synthetic map, where the truth is known (simulated, seed 0)."""
+
+import json
+import warnings
+
+import numpy as np
+import pytest
+
+import sae
+from conftest import simulated_cells, write_spec
+from sae.cli import main
+from sae.fit import ESTIMATE_COLUMNS
+
+
+@pytest.fixture(scope="module")
+def synthetic(tmp_path_factory):
+    """Two groups with true rate ratio 2; the island has no population, so no data."""
+    from conftest import grid_areas
+
+    areas = grid_areas()
+    cells, truth = simulated_cells(areas, seed=0)
+    cells.loc[cells["area"] == "island", ["cases", "population"]] = 0
+    directory = tmp_path_factory.mktemp("synthetic")
+    spec = write_spec(directory, cells, areas, '[model]\ngroup_effects = "iid"\n')
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec, progress=False)
+    return fit, truth, directory
+
+
+@pytest.mark.slow
+def test_estimates_have_the_documented_columns_and_a_row_per_cell(synthetic):
+    fit, _, _ = synthetic
+    estimates = fit.estimates()
+    assert tuple(estimates.columns[:13]) == tuple(c.format(exposure="population") for c in ESTIMATE_COLUMNS)
+    assert len(estimates) == 21 * 2
+    assert set(estimates["flag"]) <= {"reliable", "caution", "unreliable"}
+
+
+@pytest.mark.slow
+def test_group_rate_ratio_recovered(synthetic):
+    fit, _, _ = synthetic
+    effect = fit.idata.posterior["group_effect"].sel(group="B").to_numpy().ravel()
+    lower, upper = np.quantile(effect, [0.025, 0.975])
+    assert lower < np.log(2.0) < upper  # simulated truth: B's rate is twice A's
+
+
+@pytest.mark.slow
+def test_intervals_cover_the_true_rates(synthetic):
+    fit, truth, _ = synthetic
+    estimates = fit.estimates().merge(truth, on=["area", "group"])
+    with_data = estimates[estimates["has_data"]]
+    true_rate = with_data["rate"] * 100_000
+    covered = (with_data["lower"] <= true_rate) & (true_rate <= with_data["upper"])
+    assert covered.mean() >= 0.85
+
+
+@pytest.mark.slow
+def test_island_without_data_gets_its_prior_and_is_flagged(synthetic):
+    fit, _, _ = synthetic
+    posterior = fit.idata.posterior
+    island = posterior["area_effect"].sel(area="island").to_numpy().ravel()
+    sigma = posterior["area_sigma"].to_numpy().ravel()
+    # no data and no neighbours: b_island | σ ~ N(0, σ²), so E[b] = 0 and Var[b] = E[σ²]
+    assert abs(island.mean()) < 4 * island.std() / np.sqrt(len(island) / 4)
+    assert island.var() == pytest.approx(np.mean(sigma**2), rel=0.2)
+    rows = fit.estimates().query("area == 'island'")
+    assert (rows["flag"] == "unreliable").all()
+    assert rows["flag_reason"].str.startswith("no data").all()
+
+
+@pytest.mark.slow
+def test_save_and_load_round_trip(synthetic, tmp_path):
+    fit, _, _ = synthetic
+    out = fit.save(tmp_path / "result")
+    for name in ("posterior.nc", "estimates.csv", "diagnostics.json", "spec.toml", "provenance.json"):
+        assert (out / name).is_file()
+    diagnostics = json.loads((out / "diagnostics.json").read_text())
+    assert {"max_rhat", "min_ess_bulk", "divergences"} <= set(diagnostics)
+    provenance = json.loads((out / "provenance.json").read_text())
+    assert provenance["seed"] == 7 and len(provenance["input_files"]) == 3
+    restored = sae.load(out)
+    assert restored.estimates()["mean"].to_numpy() == pytest.approx(fit.estimates()["mean"].to_numpy())
+    with pytest.raises(FileExistsError, match="not empty"):
+        fit.save(out)
+    fit.save(out, force=True)
+    assert not list(tmp_path.glob(".result*"))  # no staging or backup directory left behind
+
+
+@pytest.mark.slow
+def test_command_line_fit_with_bym2_group_effects(synthetic, tmp_path, capsys):
+    _, _, directory = synthetic
+    spec = directory / "spec.toml"
+    spec_bym2 = directory / "spec_bym2.toml"
+    spec_bym2.write_text(spec.read_text().replace('group_effects = "iid"', 'group_effects = "bym2"'))
+    out = tmp_path / "cli"
+    assert main(["fit", str(spec_bym2), "--out", str(out), "--quiet", "--draws", "200", "--tune", "200"]) == 0
+    assert "flags:" in capsys.readouterr().out
+    estimates = (out / "estimates.csv").read_text().splitlines()
+    assert len(estimates) == 1 + 42
+    assert main(["fit", str(spec_bym2), "--out", str(out), "--quiet"]) == 2
+    assert "not empty" in capsys.readouterr().err
+
+
+def test_command_line_reports_bad_input_without_traceback(tmp_path, capsys):
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[model]\nfamily = "gamma"\n')
+    assert main(["fit", str(bad), "--out", str(tmp_path / "o")]) == 2
+    err = capsys.readouterr().err
+    assert "family = 'gamma' is not known" in err and "Traceback" not in err
