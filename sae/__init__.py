@@ -1,10 +1,10 @@
 """sae: Bayesian small-area estimation for race-by-place health rates.
 
-    import sae
-    fit = sae.fit("models/pennsylvania_lung_race.toml")
-    fit.estimates()          # every area × group: estimate, interval, RSE, flag, flag_reason
-    fit.save("out/pennsylvania")
-    fit = sae.load("out/pennsylvania")
+import sae
+fit = sae.fit("models/pennsylvania_lung_race.toml")
+fit.estimates()          # every area × group: estimate, interval, RSE, flag, flag_reason
+fit.save("out/pennsylvania")
+fit = sae.load("out/pennsylvania")
 """
 
 from sae.errors import SaeInputError

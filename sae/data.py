@@ -281,8 +281,8 @@ def build_graph(spec: Spec, polygons: gpd.GeoDataFrame | None, cells: CellTable)
     if spec.graph.islands == "connect" and graph.islands:
         if polygons is None:
             raise SaeInputError(
-                f"{edges_path}: islands = \"connect\" needs polygons to find the nearest area. "
-                "Set [data] areas, or add the links to the edge list, or use islands = \"keep\"."
+                f'{edges_path}: islands = "connect" needs polygons to find the nearest area. '
+                'Set [data] areas, or add the links to the edge list, or use islands = "keep".'
             )
         graph = connect_islands(graph, projected_centroids(polygons, spec.data.area_id, graph))
     return graph
@@ -303,7 +303,7 @@ def graph_from_edge_file(path: Path, ids: list[str] | None, cells: CellTable) ->
         )
     if ids is None:
         ids = natural_sort(set(pairs[first]) | set(pairs[second]) | set(cells.frame["area"]))
-    return graph_from_pairs(ids, list(zip(pairs[first], pairs[second])), str(path))
+    return graph_from_pairs(ids, list(zip(pairs[first], pairs[second], strict=True)), str(path))
 
 
 def natural_sort(ids: set[str]) -> list[str]:
@@ -312,7 +312,9 @@ def natural_sort(ids: set[str]) -> list[str]:
 
 
 def projected_centroids(polygons: gpd.GeoDataFrame, id_column: str, graph: AreaGraph) -> np.ndarray:
-    projected = polygons if polygons.crs and polygons.crs.is_projected else to_local_projection(polygons)
+    projected = (
+        polygons if polygons.crs and polygons.crs.is_projected else to_local_projection(polygons)
+    )
     centroids = projected.set_index(id_column).geometry.centroid.loc[list(graph.ids)]
     return np.column_stack([centroids.x, centroids.y])
 

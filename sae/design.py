@@ -49,7 +49,9 @@ class Grid:
     cells: pd.DataFrame
 
 
-def build_design(cells: CellTable, graph: AreaGraph, areas: pd.DataFrame | None, area_id: str) -> Design:
+def build_design(
+    cells: CellTable, graph: AreaGraph, areas: pd.DataFrame | None, area_id: str
+) -> Design:
     frame = cells.frame
     columns, terms, center, scale = fixed_effect_columns(frame, cells)
     group_codes = {g: i for i, g in enumerate(cells.groups)}

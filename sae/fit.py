@@ -1,8 +1,8 @@
 """The `Fit`: posterior draws with the spec and data that produced them, and the tables from them.
 
-    fit = sae.fit("models/pennsylvania_lung_race.toml")
-    fit.estimates()      # one row per area × group: estimate, interval, RSE, flag, flag_reason
-    fit.save("out/pennsylvania")
+fit = sae.fit("models/pennsylvania_lung_race.toml")
+fit.estimates()      # one row per area × group: estimate, interval, RSE, flag, flag_reason
+fit.save("out/pennsylvania")
 """
 
 from __future__ import annotations
@@ -26,8 +26,19 @@ from sae.reliability import flag_estimates
 from sae.spec import Spec, load_spec
 
 ESTIMATE_COLUMNS = (
-    "area", "group", "observed", "{exposure}", "crude", "mean", "median", "sd",
-    "lower", "upper", "rse", "flag", "flag_reason",
+    "area",
+    "group",
+    "observed",
+    "{exposure}",
+    "crude",
+    "mean",
+    "median",
+    "sd",
+    "lower",
+    "upper",
+    "rse",
+    "flag",
+    "flag_reason",
 )
 
 
@@ -77,7 +88,9 @@ class Fit:
         """One row per area × group, every row with its interval and reliability flag."""
         draws = self.rate_draws()
         table = observed_by_cell(self.inputs, self.design)
-        table["crude"] = table["observed"] / table["exposure"].where(table["exposure"] > 0) * self.spec.per
+        table["crude"] = (
+            table["observed"] / table["exposure"].where(table["exposure"] > 0) * self.spec.per
+        )
         table = pd.concat([table, summarise_draws(draws, self.spec.output.interval)], axis=1)
         table["has_data"] = table["exposure"] > 0
         flags = flag_estimates(table, self.spec.flags, self.diagnostics["divergences"])
@@ -101,7 +114,8 @@ class Fit:
             f"  sampler: {d['chains']} chains × {d['draws']} draws; max R-hat {d['max_rhat']:.3f}, "
             f"min bulk ESS {d['min_ess_bulk']:.0f}, divergences {d['divergences']}"
             + (f"  NOT CONVERGED: {'; '.join(problems)}" if problems else ""),
-            "  flags: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reliable", "caution", "unreliable")),
+            "  flags: "
+            + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reliable", "caution", "unreliable")),
         ]
         return "\n".join(lines)
 
@@ -146,9 +160,15 @@ def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
         ess = az.ess(dataset, method="bulk")["rate"].to_numpy()
     return pd.DataFrame(
         {
-            "mean": mean, "median": median, "sd": sd, "lower": lower, "upper": upper,
-            "rse": sd / mean, "relative_width": (upper - lower) / mean,
-            "rhat": rhat, "ess_bulk": ess,
+            "mean": mean,
+            "median": median,
+            "sd": sd,
+            "lower": lower,
+            "upper": upper,
+            "rse": sd / mean,
+            "relative_width": (upper - lower) / mean,
+            "rhat": rhat,
+            "ess_bulk": ess,
         }
     )
 

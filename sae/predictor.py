@@ -20,7 +20,8 @@ def bym2_combination(sigma, rho, structured, unstructured, root_inverse_scale, i
     """
     rho = rho[..., None]
     return sigma[..., None] * (
-        rho**0.5 * root_inverse_scale * structured + (1.0 - rho * is_structured) ** 0.5 * unstructured
+        rho**0.5 * root_inverse_scale * structured
+        + (1.0 - rho * is_structured) ** 0.5 * unstructured
     )
 
 

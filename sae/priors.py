@@ -106,7 +106,7 @@ def pc_rho_rate(gamma: np.ndarray) -> tuple[float, float]:
     """
     divergence, _ = kld(np.array([PC_RHO_U, 1.0 - 1e-12]), gamma)
     d_u, d_1 = np.sqrt(2.0 * divergence)
-    if PC_RHO_ALPHA <= d_u / d_1:
+    if d_u / d_1 >= PC_RHO_ALPHA:
         raise ValueError(f"no PC prior on ρ with P(ρ < {PC_RHO_U}) = {PC_RHO_ALPHA} for this graph")
 
     def excess(theta: float) -> float:

@@ -36,18 +36,45 @@ def flag_estimates(table: pd.DataFrame, flags: FlagSpec, divergences: int) -> pd
     rse = table["sd"] / table["mean"]
     width = (table["upper"] - table["lower"]) / table["mean"]
     rules = [
-        (UNRELIABLE, ~table["has_data"], lambda r: "no data in this cell: estimate from the model and neighbours alone"),
-        (UNRELIABLE, rse >= flags.rse_unreliable, lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_unreliable:.0%}"),
-        (UNRELIABLE, width > flags.relative_width_unreliable,
-         lambda r: f"interval width {r.width:.0%} of the estimate > {flags.relative_width_unreliable:.0%}"),
-        (UNRELIABLE, (table["rhat"] > flags.max_rhat) | (table["ess_bulk"] < flags.min_ess),
-         lambda r: f"not converged (R-hat {r.rhat:.3f}, bulk ESS {r.ess_bulk:.0f})"),
-        (UNRELIABLE, pd.Series(divergences > 0, index=table.index),
-         lambda r: f"{divergences} divergent transitions in the run"),
-        (CAUTION, (rse >= flags.rse_caution) & (rse < flags.rse_unreliable),
-         lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_caution:.0%}"),
-        (CAUTION, table["has_data"] & (table["observed"] < flags.min_events),
-         lambda r: f"{r.observed:.0f} events (< {flags.min_events}): leans on pooled information"),
+        (
+            UNRELIABLE,
+            ~table["has_data"],
+            lambda r: "no data in this cell: estimate from the model and neighbours alone",
+        ),
+        (
+            UNRELIABLE,
+            rse >= flags.rse_unreliable,
+            lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_unreliable:.0%}",
+        ),
+        (
+            UNRELIABLE,
+            width > flags.relative_width_unreliable,
+            lambda r: (
+                f"interval width {r.width:.0%} of the estimate > {flags.relative_width_unreliable:.0%}"
+            ),
+        ),
+        (
+            UNRELIABLE,
+            (table["rhat"] > flags.max_rhat) | (table["ess_bulk"] < flags.min_ess),
+            lambda r: f"not converged (R-hat {r.rhat:.3f}, bulk ESS {r.ess_bulk:.0f})",
+        ),
+        (
+            UNRELIABLE,
+            pd.Series(divergences > 0, index=table.index),
+            lambda r: f"{divergences} divergent transitions in the run",
+        ),
+        (
+            CAUTION,
+            (rse >= flags.rse_caution) & (rse < flags.rse_unreliable),
+            lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_caution:.0%}",
+        ),
+        (
+            CAUTION,
+            table["has_data"] & (table["observed"] < flags.min_events),
+            lambda r: (
+                f"{r.observed:.0f} events (< {flags.min_events}): leans on pooled information"
+            ),
+        ),
     ]
     values = table.assign(rse=rse, width=width)
     flag = pd.Series(RELIABLE, index=table.index)
@@ -58,9 +85,13 @@ def flag_estimates(table: pd.DataFrame, flags: FlagSpec, divergences: int) -> pd
             reasons[position].append(describe(values.iloc[position]))
         worse = fired & (flag.map(SEVERITY).to_numpy() < SEVERITY[level])
         flag[worse] = level
-    reliable_reason = values.apply(
-        lambda r: f"RSE {r.rse:.0%}, interval width {r.width:.0%} of the estimate", axis=1
-    ) if len(values) else pd.Series(dtype=str)
+    reliable_reason = (
+        values.apply(
+            lambda r: f"RSE {r.rse:.0%}, interval width {r.width:.0%} of the estimate", axis=1
+        )
+        if len(values)
+        else pd.Series(dtype=str)
+    )
     text = [
         "; ".join(found) if found else reliable_reason.iloc[i] for i, found in enumerate(reasons)
     ]

@@ -61,7 +61,9 @@ def diagnostics(idata: az.InferenceData, flags: FlagSpec) -> dict:
         ess_tail = az.ess(posterior, method="tail")
     worst_rhat = {name: float(np.nanmax(v)) for name, v in rhat.items() if v.size}
     worst_ess = {name: float(np.nanmin(v)) for name, v in ess_bulk.items() if v.size}
-    divergences = int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    divergences = (
+        int(idata.sample_stats["diverging"].sum()) if "diverging" in idata.sample_stats else 0
+    )
     return {
         "max_rhat": max(worst_rhat.values()),
         "min_ess_bulk": min(worst_ess.values()),
@@ -91,9 +93,13 @@ def convergence_problems(diag: dict, flags: FlagSpec) -> list[str]:
     """Plain-language reasons the run did not converge; empty when it did."""
     problems = []
     if diag["max_rhat"] > flags.max_rhat:
-        problems.append(f"max R-hat {diag['max_rhat']:.3f} > {flags.max_rhat} ({', '.join(diag['rhat_failed'])})")
+        problems.append(
+            f"max R-hat {diag['max_rhat']:.3f} > {flags.max_rhat} ({', '.join(diag['rhat_failed'])})"
+        )
     if diag["min_ess_bulk"] < flags.min_ess:
-        problems.append(f"min bulk ESS {diag['min_ess_bulk']:.0f} < {flags.min_ess:.0f} ({', '.join(diag['ess_failed'])})")
+        problems.append(
+            f"min bulk ESS {diag['min_ess_bulk']:.0f} < {flags.min_ess:.0f} ({', '.join(diag['ess_failed'])})"
+        )
     if diag["divergences"]:
         problems.append(f"{diag['divergences']} divergent transitions")
     return problems

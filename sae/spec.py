@@ -149,11 +149,15 @@ def load_spec(path: str | Path) -> Spec:
     try:
         raw = tomllib.loads(path.read_text())
     except tomllib.TOMLDecodeError as err:
-        raise SaeInputError(f"{path}: not valid TOML ({err}). Fix the syntax at that line.") from err
+        raise SaeInputError(
+            f"{path}: not valid TOML ({err}). Fix the syntax at that line."
+        ) from err
     return spec_from_dict(raw, base=path.resolve().parent, source=path)
 
 
-def spec_from_dict(raw: dict[str, Any], base: Path | None = None, source: Path | None = None) -> Spec:
+def spec_from_dict(
+    raw: dict[str, Any], base: Path | None = None, source: Path | None = None
+) -> Spec:
     """Build a `Spec` from nested dicts as a TOML file would give them."""
     where = str(source or "<spec>")
     unknown = set(raw) - set(SECTIONS) - {"title"}
@@ -218,7 +222,7 @@ def validate_spec(spec: Spec, where: str) -> None:
     if spec.model.group_effects != "none" and data.group is None:
         raise SaeInputError(
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "
-            "(the group column). Name it, or set group_effects = \"none\"."
+            '(the group column). Name it, or set group_effects = "none".'
         )
     if not 0 < spec.output.interval < 1:
         raise SaeInputError(f"{where}: [output] interval must lie between 0 and 1, e.g. 0.95.")

@@ -38,8 +38,19 @@ from sae.errors import SaeInputError
 from sae.graph import AreaGraph
 from sae.spec import Spec, spec_from_dict
 
-PACKAGES = ("sae", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy", "pandas", "xarray",
-            "geopandas", "libpysal")
+PACKAGES = (
+    "sae",
+    "pymc",
+    "pytensor",
+    "nutpie",
+    "arviz",
+    "numpy",
+    "scipy",
+    "pandas",
+    "xarray",
+    "geopandas",
+    "libpysal",
+)
 
 
 def save_fit(fit, directory: Path, force: bool = False) -> Path:
@@ -161,7 +172,9 @@ def load(directory: str | Path):
 
     directory = Path(directory)
     if not (directory / "posterior.nc").is_file():
-        raise SaeInputError(f"{directory}: no posterior.nc here; give a directory written by sae fit.")
+        raise SaeInputError(
+            f"{directory}: no posterior.nc here; give a directory written by sae fit."
+        )
     spec = spec_from_dict(tomllib.loads((directory / "spec.toml").read_text()))
     meta = json.loads((directory / "inputs" / "inputs.json").read_text())
     text = ["area", "group", *meta["strata"], "source_row"]

@@ -37,8 +37,14 @@ def simulated_cells(areas: gpd.GeoDataFrame, seed: int = 0) -> tuple[pd.DataFram
     for i, area in enumerate(areas["area"]):
         for group, log_ratio, population in (("A", 0.0, 50_000), ("B", np.log(2.0), 20_000)):
             rate = np.exp(np.log(1e-3) + log_ratio + trend[i])
-            rows.append({"area": area, "group": group, "cases": rng.poisson(rate * population),
-                         "population": population})
+            rows.append(
+                {
+                    "area": area,
+                    "group": group,
+                    "cases": rng.poisson(rate * population),
+                    "population": population,
+                }
+            )
             truth.append({"area": area, "group": group, "rate": rate})
     return pd.DataFrame(rows), pd.DataFrame(truth)
 
@@ -53,7 +59,9 @@ def cells(areas) -> pd.DataFrame:
     return simulated_cells(areas)[0]
 
 
-def write_spec(directory: Path, cells: pd.DataFrame, areas: gpd.GeoDataFrame, extra: str = "") -> Path:
+def write_spec(
+    directory: Path, cells: pd.DataFrame, areas: gpd.GeoDataFrame, extra: str = ""
+) -> Path:
     """Write cells.csv, areas.gpkg and a short spec into `directory`; return the spec path."""
     cells.to_csv(directory / "cells.csv", index=False)
     areas.to_file(directory / "areas.gpkg", driver="GPKG")

@@ -34,7 +34,9 @@ def test_valid_inputs_give_graph_with_island_and_all_cells(cells, areas):
 
 
 def test_missing_column_is_named(cells, areas):
-    with pytest.raises(SaeInputError, match=r"the cells DataFrame: missing cell column\(s\) \['cases'\]"):
+    with pytest.raises(
+        SaeInputError, match=r"the cells DataFrame: missing cell column\(s\) \['cases'\]"
+    ):
         inputs(cells.drop(columns="cases"), areas)
 
 
@@ -46,13 +48,19 @@ def test_cell_area_absent_from_geometry(cells, areas):
 
 def test_duplicate_cells_name_the_rows(cells, areas):
     bad = pd.concat([cells, cells.iloc[[0]]], ignore_index=True)
-    with pytest.raises(SaeInputError, match=r"more than one row for the same cell .* row 0, row 42"):
+    with pytest.raises(
+        SaeInputError, match=r"more than one row for the same cell .* row 0, row 42"
+    ):
         inputs(bad, areas)
 
 
 @pytest.mark.parametrize(
     ("value", "message"),
-    [(-1, "is negative at row 5"), (2.5, "not a whole number at row 5"), (None, "missing or non-numeric values at row 5")],
+    [
+        (-1, "is negative at row 5"),
+        (2.5, "not a whole number at row 5"),
+        (None, "missing or non-numeric values at row 5"),
+    ],
 )
 def test_bad_counts(cells, areas, value, message):
     cells["cases"] = cells["cases"].astype(object)
@@ -63,7 +71,9 @@ def test_bad_counts(cells, areas, value, message):
 
 def test_zero_population_with_positive_count(cells, areas):
     cells.loc[2, ["cases", "population"]] = [3, 0]
-    with pytest.raises(SaeInputError, match="'population' is 0 where 'cases' is positive, at row 2"):
+    with pytest.raises(
+        SaeInputError, match="'population' is 0 where 'cases' is positive, at row 2"
+    ):
         inputs(cells, areas)
 
 
@@ -76,7 +86,12 @@ def test_count_above_trials(cells, areas):
     cells = cells.rename(columns={"population": "trials"})
     cells.loc[4, "cases"] = cells.loc[4, "trials"] + 1
     with pytest.raises(SaeInputError, match="'cases' exceeds trials column 'trials' at row 4"):
-        inputs(cells, areas, data={"population": None, "trials": "trials"}, model={"family": "binomial"})
+        inputs(
+            cells,
+            areas,
+            data={"population": None, "trials": "trials"},
+            model={"family": "binomial"},
+        )
 
 
 def test_empty_geometry_names_the_area(cells, areas):
@@ -93,7 +108,9 @@ def test_invalid_geometry_names_the_area(cells, areas):
 
 
 def test_unknown_contiguity_option():
-    with pytest.raises(SaeInputError, match="contiguity = 'bishop' is not known. Use one of: queen, rook"):
+    with pytest.raises(
+        SaeInputError, match="contiguity = 'bishop' is not known. Use one of: queen, rook"
+    ):
         spec(graph={"contiguity": "bishop"})
 
 
@@ -111,7 +128,9 @@ def test_areas_file_errors_name_the_file(tmp_path, cells, areas):
 def test_csv_rows_are_reported_as_file_lines(tmp_path, cells, areas):
     cells.loc[0, "cases"] = -3
     cells.to_csv(tmp_path / "cells.csv", index=False)
-    with pytest.raises(SaeInputError, match=r"cells.csv: column 'cases' \(count\) is negative at row 2"):
+    with pytest.raises(
+        SaeInputError, match=r"cells.csv: column 'cases' \(count\) is negative at row 2"
+    ):
         load_inputs(spec(data={"cells": str(tmp_path / "cells.csv")}), areas=areas)
 
 
@@ -121,6 +140,8 @@ def test_areas_without_cells_stay_in_the_graph(cells, areas):
 
 
 def test_duplicate_area_ids_in_geometry(cells, areas):
-    doubled = gpd.GeoDataFrame(pd.concat([areas, areas.iloc[[0]]], ignore_index=True), crs=areas.crs)
+    doubled = gpd.GeoDataFrame(
+        pd.concat([areas, areas.iloc[[0]]], ignore_index=True), crs=areas.crs
+    )
     with pytest.raises(SaeInputError, match="repeats area ids a00"):
         inputs(cells, doubled)

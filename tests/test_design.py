@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
+from test_data import spec
 
 from sae.data import load_inputs
 from sae.design import build_design
 from sae.errors import SaeInputError
-from test_data import spec
 
 
 def design_for(cells, areas, **changes):
@@ -42,8 +42,11 @@ def test_stratum_weights_sum_to_one_per_cell_and_follow_exposure(cells, areas):
 
 def test_area_level_covariate_is_filled_from_the_area_for_missing_groups(cells, areas):
     data = with_strata(cells)
-    design = design_for(data[~((data["area"] == "a12") & (data["group"] == "B"))], areas,
-                        data={"strata": ["age"], "covariates": ["income"]})
+    design = design_for(
+        data[~((data["area"] == "a12") & (data["group"] == "B"))],
+        areas,
+        data={"strata": ["age"], "covariates": ["income"]},
+    )
     grid_income = design.grid.X[:, 0] * design.scale[0] + design.center[0]
     a12 = design.grid.area == list(areas["area"]).index("a12")
     assert grid_income[a12] == pytest.approx(np.full(a12.sum(), len("a12") + ord("2")))
@@ -51,15 +54,20 @@ def test_area_level_covariate_is_filled_from_the_area_for_missing_groups(cells, 
 
 def test_covariate_unknown_for_area_without_data_is_an_error(cells, areas):
     data = with_strata(cells)
-    with pytest.raises(SaeInputError, match="covariate 'income' is unknown for cells without data a12/A"):
-        design_for(data[data["area"] != "a12"], areas, data={"strata": ["age"], "covariates": ["income"]})
+    with pytest.raises(
+        SaeInputError, match="covariate 'income' is unknown for cells without data a12/A"
+    ):
+        design_for(
+            data[data["area"] != "a12"], areas, data={"strata": ["age"], "covariates": ["income"]}
+        )
 
 
 def test_covariate_from_areas_file_fills_missing_area(cells, areas):
     data = with_strata(cells)
     areas["income"] = areas["area"].map(lambda a: float(len(a) + ord(a[-1])))
-    design = design_for(data[data["area"] != "a12"], areas,
-                        data={"strata": ["age"], "covariates": ["income"]})
+    design = design_for(
+        data[data["area"] != "a12"], areas, data={"strata": ["age"], "covariates": ["income"]}
+    )
     assert np.isfinite(design.grid.X).all()
 
 

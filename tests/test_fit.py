@@ -5,9 +5,9 @@ import warnings
 
 import numpy as np
 import pytest
+from conftest import simulated_cells, write_spec
 
 import sae
-from conftest import simulated_cells, write_spec
 from sae.cli import main
 from sae.fit import ESTIMATE_COLUMNS
 
@@ -32,7 +32,9 @@ def synthetic(tmp_path_factory):
 def test_estimates_have_the_documented_columns_and_a_row_per_cell(synthetic):
     fit, _, _ = synthetic
     estimates = fit.estimates()
-    assert tuple(estimates.columns[:13]) == tuple(c.format(exposure="population") for c in ESTIMATE_COLUMNS)
+    assert tuple(estimates.columns[:13]) == tuple(
+        c.format(exposure="population") for c in ESTIMATE_COLUMNS
+    )
     assert len(estimates) == 21 * 2
     assert set(estimates["flag"]) <= {"reliable", "caution", "unreliable"}
 
@@ -73,14 +75,22 @@ def test_island_without_data_gets_its_prior_and_is_flagged(synthetic):
 def test_save_and_load_round_trip(synthetic, tmp_path):
     fit, _, _ = synthetic
     out = fit.save(tmp_path / "result")
-    for name in ("posterior.nc", "estimates.csv", "diagnostics.json", "spec.toml", "provenance.json"):
+    for name in (
+        "posterior.nc",
+        "estimates.csv",
+        "diagnostics.json",
+        "spec.toml",
+        "provenance.json",
+    ):
         assert (out / name).is_file()
     diagnostics = json.loads((out / "diagnostics.json").read_text())
     assert {"max_rhat", "min_ess_bulk", "divergences"} <= set(diagnostics)
     provenance = json.loads((out / "provenance.json").read_text())
     assert provenance["seed"] == 7 and len(provenance["input_files"]) == 3
     restored = sae.load(out)
-    assert restored.estimates()["mean"].to_numpy() == pytest.approx(fit.estimates()["mean"].to_numpy())
+    assert restored.estimates()["mean"].to_numpy() == pytest.approx(
+        fit.estimates()["mean"].to_numpy()
+    )
     with pytest.raises(FileExistsError, match="not empty"):
         fit.save(out)
     fit.save(out, force=True)
@@ -92,9 +102,16 @@ def test_command_line_fit_with_bym2_group_effects(synthetic, tmp_path, capsys):
     _, _, directory = synthetic
     spec = directory / "spec.toml"
     spec_bym2 = directory / "spec_bym2.toml"
-    spec_bym2.write_text(spec.read_text().replace('group_effects = "iid"', 'group_effects = "bym2"'))
+    spec_bym2.write_text(
+        spec.read_text().replace('group_effects = "iid"', 'group_effects = "bym2"')
+    )
     out = tmp_path / "cli"
-    assert main(["fit", str(spec_bym2), "--out", str(out), "--quiet", "--draws", "200", "--tune", "200"]) == 0
+    assert (
+        main(
+            ["fit", str(spec_bym2), "--out", str(out), "--quiet", "--draws", "200", "--tune", "200"]
+        )
+        == 0
+    )
     assert "flags:" in capsys.readouterr().out
     estimates = (out / "estimates.csv").read_text().splitlines()
     assert len(estimates) == 1 + 42

@@ -1,7 +1,9 @@
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT, grid_areas
 
+from sae.errors import SaeInputError
 from sae.graph import (
     AreaGraph,
     component_scaling_factor,
@@ -9,15 +11,15 @@ from sae.graph import (
     graph_from_pairs,
     graph_from_polygons,
 )
-from sae.errors import SaeInputError
-from conftest import ROOT, grid_areas
 
 SCOTLAND = ROOT / "benchmarks" / "scotland_lip"
 
 
 def scotland_graph(name: str) -> AreaGraph:
     pairs = pd.read_csv(SCOTLAND / f"{name}.csv", dtype=str)
-    return graph_from_pairs([str(i) for i in range(1, 57)], list(zip(pairs.i, pairs.j)), name)
+    return graph_from_pairs(
+        [str(i) for i in range(1, 57)], list(zip(pairs.i, pairs.j, strict=True)), name
+    )
 
 
 def test_scaling_factor_connected_scotland_matches_published():
@@ -47,7 +49,9 @@ def test_scaling_factor_equals_pseudoinverse_definition():
     # computed here: exp(mean(log(diag(pinv(L))))) on a random connected graph
     rng = np.random.default_rng(3)
     n = 30
-    edges = [(i, i + 1) for i in range(n - 1)] + [tuple(rng.choice(n, 2, replace=False)) for _ in range(20)]
+    edges = [(i, i + 1) for i in range(n - 1)] + [
+        tuple(rng.choice(n, 2, replace=False)) for _ in range(20)
+    ]
     graph = graph_from_pairs([str(i) for i in range(n)], [(str(a), str(b)) for a, b in edges], "t")
     laplacian = graph.laplacian(np.arange(n))
     expected = np.exp(np.mean(np.log(np.diag(np.linalg.pinv(laplacian)))))

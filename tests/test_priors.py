@@ -1,9 +1,9 @@
 import numpy as np
 import pytest
 from scipy.integrate import quad
+from test_graph import scotland_graph
 
 from sae.priors import PC_RHO_ALPHA, kld, pc_rho_logp, scaled_icar_eigenvalues
-from test_graph import scotland_graph
 
 
 @pytest.fixture(scope="module")

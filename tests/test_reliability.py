@@ -6,13 +6,24 @@ from sae.spec import FlagSpec
 
 
 def table(**columns):
-    base = {"mean": 100.0, "sd": 5.0, "lower": 90.0, "upper": 110.0, "rhat": 1.0, "ess_bulk": 4000.0,
-            "observed": 50, "has_data": True}
+    base = {
+        "mean": 100.0,
+        "sd": 5.0,
+        "lower": 90.0,
+        "upper": 110.0,
+        "rhat": 1.0,
+        "ess_bulk": 4000.0,
+        "observed": 50,
+        "has_data": True,
+    }
     base.update(columns)
     return pd.DataFrame([base])
 
 
-def flag(divergences=0, flags=FlagSpec(), **columns):
+DEFAULT_FLAGS = FlagSpec()
+
+
+def flag(divergences=0, flags=DEFAULT_FLAGS, **columns):
     return flag_estimates(table(**columns), flags, divergences).iloc[0]
 
 
@@ -35,7 +46,10 @@ def test_relative_width_boundary():
     # NCHS rates standard: relative interval width > 160% is unreliable
     assert flag(lower=20.0, upper=180.0)["flag"] == "reliable"
     result = flag(lower=20.0, upper=180.01)
-    assert result["flag"] == "unreliable" and "interval width 160% of the estimate > 160%" in result["flag_reason"]
+    assert (
+        result["flag"] == "unreliable"
+        and "interval width 160% of the estimate > 160%" in result["flag_reason"]
+    )
 
 
 def test_few_events_is_caution_and_no_data_is_unreliable():

@@ -8,9 +8,9 @@ Carlo standard errors, the reference's sd/√ESS and ours.
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import ROOT
 
 import sae
-from conftest import ROOT
 
 REFERENCE = ROOT / "benchmarks" / "scotland_lip" / "reference_results_stan_case_study.csv"
 
@@ -61,4 +61,6 @@ def test_scotland_converges_and_every_district_is_flagged(scotland):
     assert d["max_rhat"] < 1.01 and d["divergences"] == 0
     estimates = scotland.estimates()
     assert len(estimates) == 56 and estimates["flag"].notna().all()
-    assert (estimates["lower"] < estimates["mean"]).all() and (estimates["mean"] < estimates["upper"]).all()
+    assert (estimates["lower"] < estimates["mean"]).all() and (
+        estimates["mean"] < estimates["upper"]
+    ).all()
