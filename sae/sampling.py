@@ -8,6 +8,7 @@ every parameter, and a warning is raised when any fails the thresholds in the sp
 from __future__ import annotations
 
 import logging
+import time
 import warnings
 
 import arviz as az
@@ -23,13 +24,21 @@ class ConvergenceWarning(UserWarning):
     """The sampler did not converge well enough for the numbers to be trusted."""
 
 
-def sample(model: pm.Model, sampler: SamplerSpec, progress: bool = True) -> az.InferenceData:
-    """Draw from the posterior of `model` with the spec's backend, chains, draws, tune and seed."""
+def sample(
+    model: pm.Model, sampler: SamplerSpec, progress: bool = True
+) -> tuple[az.InferenceData, dict[str, float]]:
+    """Draw from the posterior of `model` with the spec's backend, chains, draws, tune and seed.
+
+    Returns the draws and the seconds spent compiling and sampling (PyMC's NUTS compiles inside
+    its sampling call, so there the two are one figure, under "sample").
+    """
+    start = time.perf_counter()
     if sampler.backend == "nutpie":
         import nutpie
 
         compiled = nutpie.compile_pymc_model(model)
-        return nutpie.sample(
+        compiled_at = time.perf_counter()
+        idata = nutpie.sample(
             compiled,
             draws=sampler.draws,
             tune=sampler.tune,
@@ -38,9 +47,12 @@ def sample(model: pm.Model, sampler: SamplerSpec, progress: bool = True) -> az.I
             target_accept=sampler.target_accept,
             progress_bar=progress,
             save_warmup=False,
+            low_rank_modified_mass_matrix=sampler.low_rank_mass_matrix,
         )
+        end = time.perf_counter()
+        return idata, {"compile": compiled_at - start, "sample": end - compiled_at}
     with model:
-        return pm.sample(
+        idata = pm.sample(
             draws=sampler.draws,
             tune=sampler.tune,
             chains=sampler.chains,
@@ -49,6 +61,7 @@ def sample(model: pm.Model, sampler: SamplerSpec, progress: bool = True) -> az.I
             progressbar=progress,
             compute_convergence_checks=False,
         )
+    return idata, {"sample": time.perf_counter() - start}
 
 
 def diagnostics(idata: az.InferenceData, flags: FlagSpec) -> dict:

@@ -68,6 +68,7 @@ class SamplerSpec:
     tune: int = 1000
     seed: int = 1
     target_accept: float = 0.9
+    low_rank_mass_matrix: bool = False
 
 
 @dataclass(frozen=True)
