@@ -96,10 +96,11 @@ def problem(case: str):
     return {"grid60": grid60, "us_counties_5groups": us_counties_5groups}[case]()
 
 
-def run_case(case: str, draws: int, tune: int, low_rank: bool) -> dict:
+def run_case(case: str, draws: int, tune: int, low_rank: bool, parametrization: str) -> dict:
     spec, cells, areas = problem(case)
     spec = spec.replace(sampler={"draws": draws, "tune": tune, "chains": 4, "seed": 1,
-                                 "low_rank_mass_matrix": low_rank})
+                                 "low_rank_mass_matrix": low_rank},
+                        model={"parametrization": parametrization})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
@@ -112,6 +113,7 @@ def run_case(case: str, draws: int, tune: int, low_rank: bool) -> dict:
         "edges": graph["n_edges"],
         "cells": len(fit.design.grid.cells),
         "chains_x_draws": f"{d['chains']} x {d['draws']} (+{tune} tune)",
+        "parametrization": parametrization,
         "low_rank_mass_matrix": low_rank,
         **{f"{k}_s": round(v, 1) for k, v in fit.seconds.items()},
         "total_s": round(sum(fit.seconds.values()), 1),
@@ -132,7 +134,7 @@ def machine() -> str:
 
 
 def write_results(results: list[dict], path: Path) -> None:
-    columns = ["case", "areas", "edges", "cells", "chains_x_draws", "low_rank_mass_matrix",
+    columns = ["case", "areas", "edges", "cells", "chains_x_draws", "parametrization",
                "prepare_s", "compile_s", "sample_s", "total_s", "min_ess_bulk",
                "min_ess_bulk_per_s", "sigma_rho_ess_bulk", "max_rhat", "divergences",
                "peak_memory_mb"]
@@ -154,14 +156,18 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--low-rank", action="store_true")
+    parser.add_argument("--parametrization", choices=("noncentered", "centered"),
+                        default="noncentered")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.draws, args.tune, args.low_rank)))
+        print(json.dumps(run_case(args.case, args.draws, args.tune, args.low_rank,
+                                  args.parametrization)))
         return
     results = []
     for case in CASES:
         command = [sys.executable, __file__, "--case", case, "--draws", str(args.draws),
-                   "--tune", str(args.tune)] + (["--low-rank"] if args.low_rank else [])
+                   "--tune", str(args.tune), "--parametrization", args.parametrization]
+        command += ["--low-rank"] if args.low_rank else []
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
         print(results[-1], flush=True)
