@@ -7,10 +7,6 @@ For area i, group g, stratum k with count y and exposure E:
     b = σ (√(ρ/s) u + √(1 − ρ) v),  v ~ N(0, I),  u ~ ICAR (per component, sum to zero)
     c_ig = 0 | σ_g z_ig (iid) | a BYM2 field per group
 
-Two parametrisations of each BYM2 field. ``noncentered`` samples (u, v) and computes b, best when
-the data say little about each area. ``centered`` samples (u, b) and takes v = (b/σ − √(ρ/s) u) /
-√(1 − ρ) with its Jacobian, best when every area has plenty of data (σ and ρ then mix faster).
-
 The ICAR log density is −½ Σ_(i~j) (u_i − u_j)² over the edge list, with a soft sum-to-zero
 constraint Σ_c u ~ N(0, 0.001 n_c) per component (as in Morris et al. 2019): cost O(edges).
 Islands have no structured part. Priors: `sae.priors`.
@@ -49,19 +45,14 @@ def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
     }
     with pm.Model(coords=coords) as model:
         params = fixed_effects(design, prior)
-        centered = spec.model.parametrization == "centered"
-        field = bym2_field("area", graph, prior, gamma, centered=centered)
-        params["area_effect"] = (
-            field if centered else pm.Deterministic("area_effect", field, dims="area")
-        )
+        field = bym2_field("area", graph, prior, gamma)
+        params["area_effect"] = pm.Deterministic("area_effect", field, dims="area")
         if spec.model.group_effects == "iid":
             sigma = scale_sigma("group_area_sigma", prior, dims="group")
             z = pm.Normal("group_area_z", 0.0, 1.0, dims=("group", "area"))
             params["group_area_effect"] = iid_combination(sigma, z)
         elif spec.model.group_effects == "bym2":
-            params["group_area_effect"] = bym2_field(
-                "group_area", graph, prior, gamma, "group", centered=centered
-            )
+            params["group_area_effect"] = bym2_field("group_area", graph, prior, gamma, "group")
         eta = linear_predictor(params, design.area, design.group, design.X)
         if spec.model.family == "binomial":
             pm.Binomial("count", n=design.trials, logit_p=eta, observed=design.count, dims="row")
@@ -104,38 +95,15 @@ def normal_logp(x, sd):
     return -0.5 * (x / sd) ** 2
 
 
-def bym2_field(
-    prefix: str,
-    graph: AreaGraph,
-    prior: PriorSet,
-    gamma,
-    group_dim: str | None = None,
-    centered: bool = False,
-):
-    """A BYM2 field over areas (one per group when `group_dim` is given)."""
+def bym2_field(prefix: str, graph: AreaGraph, prior: PriorSet, gamma, group_dim: str | None = None):
+    """A BYM2 field over areas (one per group when `group_dim` is given), non-centred."""
     dims = (group_dim, "area") if group_dim else "area"
     sigma = scale_sigma(f"{prefix}_sigma", prior, dims=group_dim)
     rho = mixing_rho(f"{prefix}_rho", prior, gamma, dims=group_dim)
     structured = pm.Flat(f"{prefix}_structured", dims=dims)
     pm.Potential(f"{prefix}_icar", icar_logp(structured, graph))
-    weights = structure_weights(graph)
-    if not centered:
-        unstructured = pm.Normal(f"{prefix}_unstructured", 0.0, 1.0, dims=dims)
-        return bym2_combination(sigma, rho, structured, unstructured, *weights)
-    effect = pm.Flat(f"{prefix}_effect", dims=dims)
-    pm.Potential(
-        f"{prefix}_unstructured", implied_unstructured_logp(effect, sigma, rho, structured, *weights)
-    )
-    return effect
-
-
-def implied_unstructured_logp(effect, sigma, rho, structured, root_inverse_scale, is_structured):
-    """log N(v; 0, I) + log |∂v/∂b| for v = (b/σ − √ρ u/√s) / √(1 − ρ) (islands: v = b/σ)."""
-    sigma, rho = sigma[..., None], rho[..., None]
-    spread = (1.0 - rho * is_structured) ** 0.5
-    unstructured = (effect / sigma - rho**0.5 * root_inverse_scale * structured) / spread
-    log_jacobian = -pt.log(sigma) - pt.log(spread)
-    return (-0.5 * unstructured**2 + log_jacobian).sum()
+    unstructured = pm.Normal(f"{prefix}_unstructured", 0.0, 1.0, dims=dims)
+    return bym2_combination(sigma, rho, structured, unstructured, *structure_weights(graph))
 
 
 def structure_weights(graph: AreaGraph) -> tuple[np.ndarray, np.ndarray]:
@@ -174,8 +142,6 @@ def posterior_params(draws: dict, design: Design, graph: AreaGraph, group_effect
         params["group_area_effect"] = iid_combination(
             draws["group_area_sigma"], draws["group_area_z"]
         )
-    elif "group_area_effect" in draws:  # centred BYM2 per group: the effect was sampled
-        params["group_area_effect"] = draws["group_area_effect"]
     elif group_effects == "bym2":
         params["group_area_effect"] = bym2_combination(
             draws["group_area_sigma"],

@@ -1,8 +1,9 @@
 """Numeric arrays for the model: indices, the fixed-effect design, offsets and the prediction grid.
 
-Numeric covariates are standardised (mean 0, sd 1) so the sampler sees a well-conditioned problem;
-`center` and `scale` map coefficients back to the original units. Categorical covariates and
-strata are dummy-coded against their first level (sorted). The prediction grid holds every
+Numeric covariates are standardised (mean 0, sd 1) and dummy columns centred (mean 0), so the
+sampler sees a well-conditioned problem with little correlation between the intercept and the
+other coefficients; `center` and `scale` map coefficients back to the original units. Categorical
+covariates and strata are dummy-coded against their first level (sorted). The prediction grid holds every
 area × group × stratum combination, so every cell of the map gets an estimate, data or not.
 """
 
@@ -103,9 +104,10 @@ def fixed_effect_columns(frame: pd.DataFrame, cells: CellTable):
             continue
         levels = sorted(values.unique())
         for level in levels[1:]:
-            blocks.append((values.to_numpy() == level)[:, None].astype(float))
+            dummy = (values.to_numpy() == level).astype(float)
+            blocks.append(dummy[:, None])
             terms.append(f"{name}[{level}]")
-            center.append(0.0)
+            center.append(dummy.mean())
             scale.append(1.0)
     columns = np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
     return columns, tuple(terms), np.array(center), np.array(scale)

@@ -52,6 +52,7 @@ class Fit:
     idata: az.InferenceData
     diagnostics: dict
     seconds: dict = field(default_factory=dict)
+    _estimates: pd.DataFrame | None = field(default=None, repr=False)
 
     def rate_draws(self) -> xr.DataArray:
         """Posterior draws of every area × group cell's rate (per `spec.per`), dims chain, draw, cell.
@@ -86,6 +87,11 @@ class Fit:
 
     def estimates(self) -> pd.DataFrame:
         """One row per area × group, every row with its interval and reliability flag."""
+        if self._estimates is None:
+            self._estimates = self.compute_estimates()
+        return self._estimates.copy()
+
+    def compute_estimates(self) -> pd.DataFrame:
         draws = self.rate_draws()
         table = observed_by_cell(self.inputs, self.design)
         table["crude"] = (
@@ -148,14 +154,29 @@ def observed_by_cell(inputs: Inputs, design: Design) -> pd.DataFrame:
 
 
 def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
-    """Mean, median, sd, equal-tailed interval, RSE, relative width, R-hat and bulk ESS per cell."""
+    """Mean, median, sd, equal-tailed interval, RSE, relative width, R-hat and bulk ESS per cell.
+
+    Computed in blocks of cells so memory stays bounded on large maps.
+    """
+    values = draws.transpose("chain", "draw", "cell").to_numpy()
+    blocks = [
+        summarise_block(values[:, :, start : start + CELLS_PER_BLOCK], interval)
+        for start in range(0, values.shape[2], CELLS_PER_BLOCK)
+    ]
+    return pd.concat(blocks, ignore_index=True)
+
+
+CELLS_PER_BLOCK = 2000
+
+
+def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
     tail = (1.0 - interval) / 2.0
-    values = draws.stack(sample=("chain", "draw")).transpose("cell", "sample").to_numpy()
-    lower, median, upper = np.quantile(values, [tail, 0.5, 1.0 - tail], axis=1)
-    mean, sd = values.mean(axis=1), values.std(axis=1, ddof=1)
+    flat = values.reshape(-1, values.shape[2])
+    lower, median, upper = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0)
+    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    dataset = xr.Dataset({"rate": (("chain", "draw", "cell"), values)})
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)
-        dataset = xr.Dataset({"rate": draws.drop_vars(["area", "group"])})
+        warnings.simplefilter("ignore", RuntimeWarning)  # constant draws give nan R-hat
         rhat = az.rhat(dataset)["rate"].to_numpy()
         ess = az.ess(dataset, method="bulk")["rate"].to_numpy()
     return pd.DataFrame(

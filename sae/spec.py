@@ -19,7 +19,6 @@ ISLAND_RULES = ("keep", "connect")
 FAMILIES = ("poisson", "binomial")
 GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
-PARAMETRIZATIONS = ("noncentered", "centered")
 BACKENDS = ("nutpie", "pymc")
 
 
@@ -57,7 +56,6 @@ class ModelSpec:
     family: str = "poisson"
     group_effects: str = "iid"
     priors: str = "pc"
-    parametrization: str = "noncentered"
 
 
 @dataclass(frozen=True)
@@ -205,7 +203,6 @@ def validate_spec(spec: Spec, where: str) -> None:
         ("model", "family", FAMILIES),
         ("model", "group_effects", GROUP_EFFECTS),
         ("model", "priors", PRIOR_SETS),
-        ("model", "parametrization", PARAMETRIZATIONS),
         ("sampler", "backend", BACKENDS),
     ]
     for section, key, allowed in choices:

@@ -68,26 +68,3 @@ def test_gradient_in_rho_is_finite_with_an_island():
     )
     gradient = pt.grad(b.sum(), rho).eval({rho: 0.5})
     assert np.isfinite(gradient)
-
-
-def test_centred_density_is_the_noncentred_one_after_change_of_variables():
-    # v(b) = (b/σ − √ρ u/√s) / √(1 − ρ) on structured areas, b/σ on islands; the centred density
-    # must be log N(v(b); 0, I) + log |det ∂v/∂b| (computed here numerically, up to a constant)
-    from scipy.stats import norm
-
-    from sae.bym2 import implied_unstructured_logp
-
-    sigma, rho = np.array(0.7), np.array(0.6)
-    u, b = np.array([0.3, -0.2, 0.9]), np.array([0.5, 0.1, -0.4])
-    root_inverse_scale, is_structured = np.array([1.5, 1.5, 0.0]), np.array([1.0, 1.0, 0.0])
-
-    def v_of(effect):
-        spread = np.sqrt(1 - rho * is_structured)
-        return (effect / sigma - np.sqrt(rho) * root_inverse_scale * u) / spread
-
-    step = 1e-6
-    jacobian = np.column_stack([(v_of(b + step * e) - v_of(b - step * e)) / (2 * step) for e in np.eye(3)])
-    expected = norm.logpdf(v_of(b)).sum() + np.log(abs(np.linalg.det(jacobian))) + 1.5 * np.log(2 * np.pi)
-    args = [pt.as_tensor_variable(x) for x in (b, sigma, rho, u)]
-    got = implied_unstructured_logp(*args, root_inverse_scale, is_structured).eval()
-    assert got == pytest.approx(expected, rel=1e-6)

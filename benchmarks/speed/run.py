@@ -44,13 +44,19 @@ def grid60() -> tuple[sae.Spec, pd.DataFrame, gpd.GeoDataFrame]:
     field = 0.4 * np.sin(rows / 8.0) * np.cos(cols / 11.0) + rng.normal(0, 0.2, n * n)
     population = np.full(n * n, 10_000)
     cells = pd.DataFrame(
-        {"area": areas["area"], "cases": rng.poisson(1e-3 * population * np.exp(field)),
-         "population": population}
+        {
+            "area": areas["area"],
+            "cases": rng.poisson(1e-3 * population * np.exp(field)),
+            "population": population,
+        }
     )
     spec = sae.spec_from_dict(
-        {"title": "60 x 60 grid", "data": {"area_id": "area", "count": "cases",
-                                           "population": "population"},
-         "graph": {"contiguity": "rook"}, "model": {"group_effects": "none"}}
+        {
+            "title": "60 x 60 grid",
+            "data": {"area_id": "area", "count": "cases", "population": "population"},
+            "graph": {"contiguity": "rook"},
+            "model": {"group_effects": "none"},
+        }
     )
     return spec, cells, areas
 
@@ -76,14 +82,28 @@ def us_counties_5groups() -> tuple[sae.Spec, pd.DataFrame, gpd.GeoDataFrame]:
         shares = share * np.exp(rng.normal(0, 0.8, len(areas)))
         population = np.round(county_population * np.minimum(shares, 0.95))
         rate = 5e-4 * np.exp(GROUP_LOG_RR[group] + spatial + rng.normal(0, 0.1, len(areas)))
-        rows.append(pd.DataFrame({"fips": areas["fips"], "group": group, "population": population,
-                                  "cases": rng.poisson(rate * population)}))
+        rows.append(
+            pd.DataFrame(
+                {
+                    "fips": areas["fips"],
+                    "group": group,
+                    "population": population,
+                    "cases": rng.poisson(rate * population),
+                }
+            )
+        )
     cells = pd.concat(rows, ignore_index=True)
     spec = sae.spec_from_dict(
-        {"title": "US counties x 5 groups (simulated)",
-         "data": {"area_id": "fips", "group": "group", "count": "cases",
-                  "population": "population"},
-         "model": {"group_effects": "iid"}}
+        {
+            "title": "US counties x 5 groups (simulated)",
+            "data": {
+                "area_id": "fips",
+                "group": "group",
+                "count": "cases",
+                "population": "population",
+            },
+            "model": {"group_effects": "iid"},
+        }
     )
     return spec, cells, areas
 
@@ -96,11 +116,17 @@ def problem(case: str):
     return {"grid60": grid60, "us_counties_5groups": us_counties_5groups}[case]()
 
 
-def run_case(case: str, draws: int, tune: int, low_rank: bool, parametrization: str) -> dict:
+def run_case(case: str, draws: int, tune: int, low_rank: bool) -> dict:
     spec, cells, areas = problem(case)
-    spec = spec.replace(sampler={"draws": draws, "tune": tune, "chains": 4, "seed": 1,
-                                 "low_rank_mass_matrix": low_rank},
-                        model={"parametrization": parametrization})
+    spec = spec.replace(
+        sampler={
+            "draws": draws,
+            "tune": tune,
+            "chains": 4,
+            "seed": 1,
+            "low_rank_mass_matrix": low_rank,
+        }
+    )
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
@@ -113,7 +139,6 @@ def run_case(case: str, draws: int, tune: int, low_rank: bool, parametrization: 
         "edges": graph["n_edges"],
         "cells": len(fit.design.grid.cells),
         "chains_x_draws": f"{d['chains']} x {d['draws']} (+{tune} tune)",
-        "parametrization": parametrization,
         "low_rank_mass_matrix": low_rank,
         **{f"{k}_s": round(v, 1) for k, v in fit.seconds.items()},
         "total_s": round(sum(fit.seconds.values()), 1),
@@ -127,23 +152,47 @@ def run_case(case: str, draws: int, tune: int, low_rank: bool, parametrization: 
 
 
 def machine() -> str:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
     memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
 
 
 def write_results(results: list[dict], path: Path) -> None:
-    columns = ["case", "areas", "edges", "cells", "chains_x_draws", "parametrization",
-               "prepare_s", "compile_s", "sample_s", "total_s", "min_ess_bulk",
-               "min_ess_bulk_per_s", "sigma_rho_ess_bulk", "max_rhat", "divergences",
-               "peak_memory_mb"]
+    columns = [
+        "case",
+        "areas",
+        "edges",
+        "cells",
+        "chains_x_draws",
+        "low_rank_mass_matrix",
+        "prepare_s",
+        "compile_s",
+        "sample_s",
+        "total_s",
+        "min_ess_bulk",
+        "min_ess_bulk_per_s",
+        "sigma_rho_ess_bulk",
+        "max_rhat",
+        "divergences",
+        "peak_memory_mb",
+    ]
     lines = [
-        "# Speed benchmark", "",
+        "# Speed benchmark",
+        "",
         f"Machine: {machine()}. Packages: "
         + ", ".join(f"{p} {sae.store.package_version(p)}" for p in ("pymc", "nutpie", "numpy")),
-        "", "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`.", "",
-        "| " + " | ".join(columns) + " |", "|" + "---|" * len(columns),
+        "",
+        "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`.",
+        "",
+        "| " + " | ".join(columns) + " |",
+        "|" + "---|" * len(columns),
     ]
     for r in results:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |")
@@ -156,17 +205,22 @@ def main() -> None:
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
     parser.add_argument("--low-rank", action="store_true")
-    parser.add_argument("--parametrization", choices=("noncentered", "centered"),
-                        default="noncentered")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.draws, args.tune, args.low_rank,
-                                  args.parametrization)))
+        print(json.dumps(run_case(args.case, args.draws, args.tune, args.low_rank)))
         return
     results = []
     for case in CASES:
-        command = [sys.executable, __file__, "--case", case, "--draws", str(args.draws),
-                   "--tune", str(args.tune), "--parametrization", args.parametrization]
+        command = [
+            sys.executable,
+            __file__,
+            "--case",
+            case,
+            "--draws",
+            str(args.draws),
+            "--tune",
+            str(args.tune),
+        ]
         command += ["--low-rank"] if args.low_rank else []
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         results.append(json.loads(out.strip().splitlines()[-1]))
