@@ -41,13 +41,49 @@ class Design:
 
 @dataclass(frozen=True, eq=False)
 class Grid:
-    """Every area × group × stratum; `to_cell` sums rows into area × group cells with weights."""
+    """Every area × group × stratum combination, with its design row and exposure (0 if no data).
+
+    `aggregation` turns these stratum-level rates into rates of larger units.
+    """
 
     area: np.ndarray
     group: np.ndarray
     X: np.ndarray
-    to_cell: sp.csr_array
-    cells: pd.DataFrame
+    rows: pd.DataFrame
+    strata: tuple[str, ...]
+
+    def aggregation(
+        self, unit: tuple[str, ...], age: str | None = None, age_weights: pd.Series | None = None
+    ) -> tuple[pd.DataFrame, sp.csr_array]:
+        """The units (a frame of their keys) and the (rows × units) weight matrix.
+
+        A unit's rate is Σ_r s_r θ_r over its rows, where s_r is the row's exposure share in the
+        unit; a unit without exposure uses the map-wide mix of the same group and strata. With
+        `age`, shares are taken within each age band and multiplied by the band's standard weight:
+        direct standardisation.
+        """
+        rows = self.rows
+        units = rows[list(unit)].drop_duplicates().reset_index(drop=True)
+        index = pd.MultiIndex.from_frame(units).get_indexer(
+            pd.MultiIndex.from_frame(rows[list(unit)])
+        )
+        within = [*unit, age] if age else list(unit)
+        weights = mix_shares(rows, within, ["group", *self.strata])
+        if age:
+            weights = weights * rows[age].map(age_weights).to_numpy()
+        matrix = sp.csr_array(
+            (weights, (np.arange(len(rows)), index)), shape=(len(rows), len(units))
+        )
+        return units, matrix
+
+
+def mix_shares(rows: pd.DataFrame, within: list[str], classes: list[str]) -> np.ndarray:
+    """Each row's exposure share within its `within` group; map-wide class shares where it has none."""
+    total = rows.groupby(within)["exposure"].transform("sum")
+    own = rows["exposure"] / total.where(total > 0)
+    class_total = rows.groupby(classes)["exposure"].transform("sum")
+    fallback = class_total / class_total.groupby([rows[k] for k in within]).transform("sum")
+    return own.fillna(fallback).fillna(0.0).to_numpy()
 
 
 def build_design(
@@ -136,20 +172,12 @@ def build_grid(cells, graph, areas, area_id, group_codes, coding) -> Grid:
     full["exposure"] = full["exposure"].fillna(0.0)
     for covariate in cells.covariates:
         full[covariate] = fill_covariate(frame, full, covariate, areas, area_id, cells.source)
-    cell_frame = full[["area", "group"]].drop_duplicates().reset_index(drop=True)
-    cell_index = pd.MultiIndex.from_frame(cell_frame).get_indexer(
-        pd.MultiIndex.from_frame(full[["area", "group"]])
-    )
-    to_cell = sp.csr_array(
-        (stratum_weights(full, strata), (np.arange(len(full)), cell_index)),
-        shape=(len(full), len(cell_frame)),
-    )
     return Grid(
         area=full["area"].map(graph.index).to_numpy(),
         group=full["group"].map(group_codes).to_numpy(),
         X=grid_design(full, coding),
-        to_cell=to_cell,
-        cells=cell_frame,
+        rows=full[[*keys, "exposure"]],
+        strata=tuple(strata),
     )
 
 
@@ -194,18 +222,3 @@ def fill_covariate(frame, full, covariate, areas, area_id, source) -> pd.Series:
             f"estimated. Add a {covariate!r} column to the areas file, or rows with 0 counts."
         )
     return values
-
-
-def stratum_weights(full: pd.DataFrame, strata: list[str]) -> np.ndarray:
-    """Weights that turn stratum rates into a cell rate.
-
-    Within a cell with data: the cell's own exposure shares (so the estimate is comparable with the
-    crude rate). In a cell without exposure: the group's exposure shares over the whole map.
-    """
-    if not strata:
-        return np.ones(len(full))
-    cell_total = full.groupby(["area", "group"])["exposure"].transform("sum")
-    own = full["exposure"] / cell_total.where(cell_total > 0)
-    by_group = full.groupby(["group", *strata])["exposure"].transform("sum")
-    group_total = full.groupby("group")["exposure"].transform("sum")
-    return own.fillna(by_group / group_total).to_numpy()

@@ -16,15 +16,22 @@ import arviz as az
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import xarray as xr
 
 from sae import bym2, sampling
 from sae.data import Inputs, load_inputs
 from sae.design import Design, build_design
+from sae.errors import SaeInputError
+from sae.gaps import GAP_COLUMNS, compare_draws, interval_bounds
 from sae.predictor import linear_predictor
-from sae.reliability import flag_estimates
+from sae.reliability import flag_estimates, flag_gaps
 from sae.spec import Spec, load_spec
+from sae.standardize import standard_weights, user_weights
 
+CELL = ("area", "group")
+ALL_GROUPS = "all groups"
+RATE_BASIS = {False: "crude mix", True: "age-adjusted"}
 ESTIMATE_COLUMNS = (
     "area",
     "group",
@@ -53,56 +60,177 @@ class Fit:
     diagnostics: dict
     seconds: dict = field(default_factory=dict)
     _estimates: pd.DataFrame | None = field(default=None, repr=False)
+    _stratum_draws: np.ndarray | None = field(default=None, repr=False)
 
-    def rate_draws(self) -> xr.DataArray:
-        """Posterior draws of every area × group cell's rate (per `spec.per`), dims chain, draw, cell.
+    def stratum_draws(self) -> np.ndarray:
+        """Draws of every grid row's rate (per `spec.per`): array (chain, draw, row), cached."""
+        if self._stratum_draws is None:
+            posterior = self.idata.posterior
+            grid = self.design.grid
+            names = [name for name in posterior.data_vars if "draw" in posterior[name].dims]
+            chains = []
+            for chain in range(posterior.sizes["chain"]):
+                draws = {name: posterior[name].isel(chain=chain).to_numpy() for name in names}
+                params = bym2.posterior_params(
+                    draws, self.design, self.inputs.graph, self.spec.model.group_effects
+                )
+                eta = linear_predictor(params, grid.area, grid.group, grid.X)
+                chains.append(inverse_link(eta, self.spec.model.family) * self.spec.per)
+            self._stratum_draws = np.stack(chains)
+        return self._stratum_draws
 
-        A cell's rate is the exposure-weighted mean of its strata's rates, so it is comparable with
-        the crude rate; cells without exposure use their group's map-wide stratum mix.
+    def rate_draws(self, unit: tuple[str, ...] = CELL, adjusted: bool = False) -> xr.DataArray:
+        """Posterior draws of each unit's rate, dims (chain, draw, unit), labelled by the unit keys.
+
+        `unit` is ("area", "group") for cells, ("area",) for a place's all-groups rate, ("group",)
+        for map-wide group rates. Strata are combined with the unit's own exposure mix (so rates
+        are comparable with crude rates) or, with `adjusted`, standardised by age (`sae.standardize`).
         """
-        posterior = self.idata.posterior
-        grid = self.design.grid
-        names = [name for name in posterior.data_vars if "draw" in posterior[name].dims]
-        chains = []
-        for chain in range(posterior.sizes["chain"]):
-            draws = {name: posterior[name].isel(chain=chain).to_numpy() for name in names}
-            params = bym2.posterior_params(
-                draws, self.design, self.inputs.graph, self.spec.model.group_effects
-            )
-            eta = linear_predictor(params, grid.area, grid.group, grid.X)
-            rates = inverse_link(eta, self.spec.model.family) * self.spec.per
-            chains.append((grid.to_cell.T @ rates.T).T)
-        cells = grid.cells
-        return xr.DataArray(
-            np.stack(chains),
-            dims=("chain", "draw", "cell"),
-            coords={
-                "chain": posterior["chain"].to_numpy(),
-                "draw": posterior["draw"].to_numpy(),
-                "area": ("cell", cells["area"].to_numpy()),
-                "group": ("cell", cells["group"].to_numpy()),
-            },
-            name="rate",
-        )
+        age = self.spec.output.age_stratum if adjusted else None
+        units, matrix = self.design.grid.aggregation(unit, age, self.age_weights() if age else None)
+        draws = weighted_sum(self.stratum_draws(), matrix)
+        coords = {key: ("unit", units[key].to_numpy()) for key in unit}
+        return xr.DataArray(draws, dims=("chain", "draw", "unit"), coords=coords, name="rate")
 
-    def estimates(self) -> pd.DataFrame:
-        """One row per area × group, every row with its interval and reliability flag."""
-        if self._estimates is None:
-            self._estimates = self.compute_estimates()
-        return self._estimates.copy()
+    def age_weights(self) -> pd.Series:
+        """Standard-population weights for the data's age bands (sum to 1)."""
+        bands = sorted(self.inputs.cells.frame[self.spec.output.age_stratum].unique())
+        path = self.spec.output.standard_population
+        if path is None:
+            return standard_weights(bands)
+        return user_weights(pd.read_csv(path, dtype={"age": str}), bands, str(path))
 
-    def compute_estimates(self) -> pd.DataFrame:
-        draws = self.rate_draws()
-        table = observed_by_cell(self.inputs, self.design)
+    def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
+        """Observed, exposure, crude rate, posterior summaries and flags for each unit."""
+        draws = self.rate_draws(unit, adjusted)
+        table = observed_by_unit(self.inputs, self.design, draws, unit)
         table["crude"] = (
             table["observed"] / table["exposure"].where(table["exposure"] > 0) * self.spec.per
         )
         table = pd.concat([table, summarise_draws(draws, self.spec.output.interval)], axis=1)
         table["has_data"] = table["exposure"] > 0
         flags = flag_estimates(table, self.spec.flags, self.diagnostics["divergences"])
-        table = pd.concat([table, flags], axis=1).rename(columns={"exposure": self.spec.exposure})
-        first = [c.format(exposure=self.spec.exposure) for c in ESTIMATE_COLUMNS]
-        return table[first + [c for c in table.columns if c not in first]]
+        return pd.concat([table, flags], axis=1)
+
+    def estimates(self) -> pd.DataFrame:
+        """One row per area × group, every row with its interval and reliability flag.
+
+        With an age stratum ([output] age_stratum) the age-adjusted rate follows in `adj_*` columns.
+        """
+        if self._estimates is None:
+            table = self.unit_table(CELL)
+            if self.spec.output.age_stratum:
+                adjusted = self.unit_table(CELL, adjusted=True)
+                for column in ("mean", "lower", "upper", "rse", "flag", "flag_reason"):
+                    table[f"adj_{column}"] = adjusted[column]
+            table = table.rename(columns={"exposure": self.spec.exposure})
+            first = [c.format(exposure=self.spec.exposure) for c in ESTIMATE_COLUMNS]
+            self._estimates = table[first + [c for c in table.columns if c not in first]]
+        return self._estimates.copy()
+
+    @property
+    def reference_group(self) -> str:
+        """The spec's reference group, else the group with the largest exposure."""
+        chosen = self.spec.output.reference_group
+        if chosen is not None:
+            if chosen not in self.design.groups:
+                raise SaeInputError(
+                    f"reference group {chosen!r} is not among the groups "
+                    f"{list(self.design.groups)}; set [output] reference_group to one of them."
+                )
+            return chosen
+        return self.design.groups[self.design.baseline_group]
+
+    def gaps(self, reference: str | None = None) -> pd.DataFrame:
+        """One row per area × group against `reference`: a group, or ALL_GROUPS (the place's
+        all-groups rate). Age-adjusted rates are used whenever the data have an age stratum."""
+        reference = reference or self.reference_group
+        adjusted = self.spec.output.age_stratum is not None
+        cells = self.unit_table(CELL, adjusted)
+        if reference == ALL_GROUPS:
+            places = self.unit_table(("area",), adjusted).set_index("area")
+            target = cells
+            ref_flag = places.loc[target["area"], "flag"].reset_index(drop=True)
+            ref_draws = flatten(self.rate_draws(("area",), adjusted))[
+                :, places.index.get_indexer(target["area"])
+            ]
+        else:
+            if reference not in self.design.groups:
+                raise SaeInputError(
+                    f"reference {reference!r} is not a group ({list(self.design.groups)}) "
+                    f"nor {ALL_GROUPS!r}."
+                )
+            lookup = cells.set_index(["area", "group"])
+            target = cells[cells["group"] != reference].reset_index(drop=True)
+            ref_rows = lookup.index.get_indexer(
+                pd.MultiIndex.from_arrays([target["area"], [reference] * len(target)])
+            )
+            ref_flag = cells["flag"].iloc[ref_rows].reset_index(drop=True)
+            ref_draws = flatten(self.rate_draws(CELL, adjusted))[:, ref_rows]
+        target_rows = cells.set_index(["area", "group"]).index.get_indexer(
+            pd.MultiIndex.from_frame(target[["area", "group"]])
+        )
+        target_draws = flatten(self.rate_draws(CELL, adjusted))[:, target_rows]
+        table = compare_draws(target_draws, ref_draws, self.spec.output.interval)
+        excess = flatten(self.excess_draws(reference))[:, target_rows]
+        table["excess"] = excess.mean(axis=0)
+        table["excess_lower"], table["excess_upper"] = interval_bounds(
+            excess, self.spec.output.interval
+        )
+        table.insert(0, "area", target["area"].to_numpy())
+        table.insert(1, "group", target["group"].to_numpy())
+        table.insert(2, "reference", reference)
+        flags = flag_gaps(
+            table["prob_higher"], target["flag"].reset_index(drop=True), ref_flag, self.spec.flags
+        )
+        table = pd.concat([table, flags], axis=1)
+        table["rate_basis"] = RATE_BASIS[adjusted]
+        return table[list(GAP_COLUMNS) + ["rate_basis"]]
+
+    def excess_draws(self, reference: str) -> xr.DataArray:
+        """Expected excess events per cell: Σ_k exposure_igk (θ_igk − θ_irk) / per over the cell's
+        own strata, so the comparison is made within strata (no age-mix confounding)."""
+        grid = self.design.grid
+        strata = list(grid.strata)
+        if reference == ALL_GROUPS:
+            units, matrix = grid.aggregation(("area", *strata))
+            ref_rates = weighted_sum(self.stratum_draws(), matrix)
+        else:
+            units = grid.rows[grid.rows["group"] == reference][["area", *strata]]
+            ref_rates = self.stratum_draws()[:, :, units.index.to_numpy()]
+            units = units.reset_index(drop=True)
+        keys = ["area", *strata]
+        lookup = pd.MultiIndex.from_frame(units[keys]).get_indexer(
+            pd.MultiIndex.from_frame(grid.rows[keys])
+        )
+        difference = (self.stratum_draws() - ref_rates[:, :, lookup]) / self.spec.per
+        cells, _ = grid.aggregation(CELL)
+        index = pd.MultiIndex.from_frame(cells).get_indexer(
+            pd.MultiIndex.from_frame(grid.rows[list(CELL)])
+        )
+        to_cell = sp.csr_array(
+            (grid.rows["exposure"].to_numpy(), (np.arange(len(grid.rows)), index)),
+            shape=(len(grid.rows), len(cells)),
+        )
+        return xr.DataArray(weighted_sum(difference, to_cell), dims=("chain", "draw", "unit"))
+
+    def overall(self, reference: str | None = None) -> pd.DataFrame:
+        """Map-wide rate of each group (exposure-weighted over all areas; age-adjusted when the data
+        have an age stratum) and its ratio to the reference group, with intervals."""
+        reference = reference or self.reference_group
+        adjusted = self.spec.output.age_stratum is not None
+        table = self.unit_table(("group",), adjusted)
+        draws = flatten(self.rate_draws(("group",), adjusted))
+        ref = draws[:, list(table["group"]).index(reference)][:, None]
+        ratio = draws / ref
+        table["reference"] = reference
+        table["ratio_mean"] = ratio.mean(axis=0)
+        table["ratio_lower"], table["ratio_upper"] = interval_bounds(
+            ratio, self.spec.output.interval
+        )
+        table["prob_higher"] = (draws > ref).mean(axis=0)
+        table["rate_basis"] = RATE_BASIS[adjusted]
+        return table.rename(columns={"exposure": self.spec.exposure})
 
     def summary(self) -> str:
         """What an epidemiologist asks first: the model, the data, convergence, the flags."""
@@ -137,20 +265,26 @@ def inverse_link(eta: np.ndarray, family: str) -> np.ndarray:
     return 1.0 / (1.0 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
 
 
-def observed_by_cell(inputs: Inputs, design: Design) -> pd.DataFrame:
-    """Observed count and exposure summed over strata, for every area × group (0 without data)."""
-    totals = inputs.cells.frame.groupby(["area", "group"])[["count", "exposure"]].sum()
-    cells = design.grid.cells
-    index = pd.MultiIndex.from_frame(cells)
-    totals = totals.reindex(index, fill_value=0).reset_index(drop=True)
-    return pd.DataFrame(
-        {
-            "area": cells["area"],
-            "group": cells["group"],
-            "observed": totals["count"].astype(np.int64),
-            "exposure": totals["exposure"],
-        }
-    )
+def observed_by_unit(
+    inputs: Inputs, design: Design, draws: xr.DataArray, unit: tuple[str, ...]
+) -> pd.DataFrame:
+    """Observed count and exposure summed over each unit's rows, in the order of `draws`' units."""
+    keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
+    totals = inputs.cells.frame.groupby(list(unit), as_index=False)[["count", "exposure"]].sum()
+    table = keys.merge(totals, on=list(unit), how="left").fillna({"count": 0, "exposure": 0.0})
+    return table.rename(columns={"count": "observed"}).astype({"observed": np.int64})
+
+
+def weighted_sum(draws: np.ndarray, matrix: sp.csr_array) -> np.ndarray:
+    """(chain, draw, row) draws times a (row × unit) weight matrix → (chain, draw, unit)."""
+    chains, samples, rows = draws.shape
+    return (draws.reshape(chains * samples, rows) @ matrix).reshape(chains, samples, -1)
+
+
+def flatten(draws) -> np.ndarray:
+    """(chain, draw, unit) → (sample, unit)."""
+    values = np.asarray(draws)
+    return values.reshape(-1, values.shape[-1])
 
 
 def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
@@ -158,7 +292,7 @@ def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
 
     Computed in blocks of cells so memory stays bounded on large maps.
     """
-    values = draws.transpose("chain", "draw", "cell").to_numpy()
+    values = np.asarray(draws)
     blocks = [
         summarise_block(values[:, :, start : start + CELLS_PER_BLOCK], interval)
         for start in range(0, values.shape[2], CELLS_PER_BLOCK)

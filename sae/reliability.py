@@ -15,6 +15,11 @@ Each estimate gets ``flag`` ∈ {reliable, caution, unreliable} and a ``flag_rea
   than 20 events, so such a cell leans on pooled information.
 - Convergence: a number whose own draws have R-hat above `max_rhat` or bulk ESS below `min_ess`,
   or any divergent transition in the run, is *unreliable*.
+
+Gaps between groups get ``clear`` when P(θ_g > θ_r) ≥ 0.95 or ≤ 0.05, ``possible`` when ≥ 0.80 or
+≤ 0.20, ``uncertain`` otherwise, and ``unreliable`` whenever either rate is unreliable. The 0.95
+cut is the usual posterior-probability analogue of a two-sided 10% test; 0.80 is the "likely"
+band used in disease-mapping exceedance maps (Richardson et al. 2004, Int. J. Epidemiol. 33:1-7).
 """
 
 from __future__ import annotations
@@ -96,3 +101,26 @@ def flag_estimates(table: pd.DataFrame, flags: FlagSpec, divergences: int) -> pd
         "; ".join(found) if found else reliable_reason.iloc[i] for i, found in enumerate(reasons)
     ]
     return pd.DataFrame({"flag": flag, "flag_reason": text}, index=table.index)
+
+
+CLEAR, POSSIBLE, UNCERTAIN = "clear", "possible", "uncertain"
+
+
+def flag_gaps(
+    prob_higher: pd.Series, target_flag: pd.Series, reference_flag: pd.Series, flags: FlagSpec
+) -> pd.DataFrame:
+    """Gap flags from P(target > reference) and the flags of both rates (aligned Series)."""
+    certainty = np.maximum(prob_higher, 1.0 - prob_higher)
+    flag = np.where(
+        certainty >= flags.gap_clear,
+        CLEAR,
+        np.where(certainty >= flags.gap_possible, POSSIBLE, UNCERTAIN),
+    )
+    direction = np.where(prob_higher >= 0.5, "higher", "lower")
+    reason = [f"P({d}) = {c:.2f}" for d, c in zip(direction, certainty, strict=True)]
+    unreliable = (target_flag == UNRELIABLE).to_numpy() | (reference_flag == UNRELIABLE).to_numpy()
+    for i in np.flatnonzero(unreliable):
+        side = "the group's rate" if target_flag.iloc[i] == UNRELIABLE else "the reference rate"
+        reason[i] = f"{side} is unreliable; {reason[i]}"
+    flag = np.where(unreliable, UNRELIABLE, flag)
+    return pd.DataFrame({"flag": flag, "flag_reason": reason}, index=prob_higher.index)

@@ -81,6 +81,8 @@ class FlagSpec:
     min_events: int = 20
     max_rhat: float = 1.01
     min_ess: float = 400.0
+    gap_clear: float = 0.95
+    gap_possible: float = 0.80
 
 
 @dataclass(frozen=True)
@@ -90,6 +92,8 @@ class OutputSpec:
     per: float | None = None
     interval: float = 0.95
     reference_group: str | None = None
+    age_stratum: str | None = None
+    standard_population: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -138,7 +142,12 @@ SECTIONS = {
     "flags": FlagSpec,
     "output": OutputSpec,
 }
-PATH_FIELDS = {("data", "cells"), ("data", "areas"), ("graph", "edges")}
+PATH_FIELDS = {
+    ("data", "cells"),
+    ("data", "areas"),
+    ("graph", "edges"),
+    ("output", "standard_population"),
+}
 TUPLE_FIELDS = {("data", "strata"), ("data", "covariates")}
 
 
@@ -224,6 +233,12 @@ def validate_spec(spec: Spec, where: str) -> None:
         raise SaeInputError(
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "
             '(the group column). Name it, or set group_effects = "none".'
+        )
+    age = spec.output.age_stratum
+    if age is not None and age not in data.strata:
+        raise SaeInputError(
+            f"{where}: [output] age_stratum = {age!r} is not one of the strata "
+            f"{list(data.strata)}. Name the age column in [data] strata too."
         )
     if not 0 < spec.output.interval < 1:
         raise SaeInputError(f"{where}: [output] interval must lie between 0 and 1, e.g. 0.95.")

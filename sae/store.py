@@ -4,6 +4,9 @@ A saved fit is a directory:
 
     posterior.nc       ArviZ InferenceData (posterior, sample stats, observed data)
     estimates.csv      `Fit.estimates()`
+    gaps.csv           `Fit.gaps()`: each group against the reference group (with groups only)
+    gaps_vs_all_groups.csv   each group against its place's all-groups rate
+    overall.csv        `Fit.overall()`: map-wide rate per group and ratio to the reference
     diagnostics.json   max_rhat, min_ess_bulk, min_ess_tail, divergences, per-hyperparameter figures
     spec.toml          the spec, with paths made absolute
     provenance.json    input file hashes, package versions, seed, machine, timings
@@ -35,6 +38,7 @@ import pandas as pd
 from sae.data import CellTable, Inputs
 from sae.design import build_design
 from sae.errors import SaeInputError
+from sae.fit import ALL_GROUPS
 from sae.graph import AreaGraph
 from sae.spec import Spec, spec_from_dict
 
@@ -83,6 +87,10 @@ def replace_directory(new: Path, target: Path) -> None:
 def write_fit(fit, directory: Path) -> None:
     fit.idata.to_netcdf(str(directory / "posterior.nc"))
     fit.estimates().to_csv(directory / "estimates.csv", index=False)
+    if len(fit.design.groups) > 1:
+        fit.gaps().to_csv(directory / "gaps.csv", index=False)
+        fit.gaps(ALL_GROUPS).to_csv(directory / "gaps_vs_all_groups.csv", index=False)
+        fit.overall().to_csv(directory / "overall.csv", index=False)
     write_json(directory / "diagnostics.json", fit.diagnostics)
     (directory / "spec.toml").write_text(spec_to_toml(fit.spec))
     write_json(directory / "provenance.json", provenance(fit))

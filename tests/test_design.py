@@ -24,20 +24,55 @@ def with_strata(cells):
     return out
 
 
+CELL = ("area", "group")
+
+
 def test_grid_covers_every_area_and_group_even_without_data(cells, areas):
     design = design_for(cells[cells["area"] != "a12"], areas)
-    assert len(design.grid.cells) == len(areas) * 2
-    assert ("a12", "B") in set(design.grid.cells.itertuples(index=False, name=None))
+    units, _ = design.grid.aggregation(CELL)
+    assert len(units) == len(areas) * 2
+    assert ("a12", "B") in set(units.itertuples(index=False, name=None))
 
 
 def test_stratum_weights_sum_to_one_per_cell_and_follow_exposure(cells, areas):
     data = with_strata(cells)
     design = design_for(data.drop(index=0), areas, data={"strata": ["age"]})
-    weights = design.grid.to_cell.sum(axis=0)
-    assert weights == pytest.approx(np.ones(len(design.grid.cells)))
+    units, matrix = design.grid.aggregation(CELL)
+    assert matrix.sum(axis=0) == pytest.approx(np.ones(len(units)))
     # a00/A lost its 'young' row, so its only remaining stratum carries all the weight
-    column = design.grid.to_cell[:, [0]].toarray().ravel()
+    column = matrix[:, [0]].toarray().ravel()
     assert sorted(column[column > 0]) == [1.0]
+
+
+def test_cell_without_exposure_uses_its_group_mix(cells, areas):
+    data = with_strata(cells)
+    design = design_for(data[data["area"] != "a12"], areas, data={"strata": ["age"]})
+    units, matrix = design.grid.aggregation(CELL)
+    rows = design.grid.rows
+    column = list(units.itertuples(index=False, name=None)).index(("a12", "A"))
+    weights = pd.Series(matrix[:, [column]].toarray().ravel(), index=rows["age"])
+    # group A's map-wide mix: 70% young, 30% old (how with_strata splits every population)
+    assert weights[weights > 0].sort_index().to_numpy() == pytest.approx([0.3, 0.7], abs=1e-3)
+
+
+def test_age_adjusted_weights_are_the_standard_weights(cells, areas):
+    data = with_strata(cells)
+    design = design_for(data, areas, data={"strata": ["age"]})
+    standard = pd.Series({"young": 0.6, "old": 0.4})
+    units, matrix = design.grid.aggregation(CELL, "age", standard)
+    column = matrix[:, [0]].toarray().ravel()
+    ages = design.grid.rows["age"].to_numpy()[column > 0]
+    assert dict(zip(ages, column[column > 0], strict=True)) == pytest.approx(
+        {"young": 0.6, "old": 0.4}
+    )
+
+
+def test_all_groups_rate_weights_groups_by_population(cells, areas):
+    design = design_for(cells, areas)
+    units, matrix = design.grid.aggregation(("area",))
+    column = matrix[:, [0]].toarray().ravel()
+    # simulated populations: A 50,000 and B 20,000 in every area
+    assert sorted(column[column > 0]) == pytest.approx([20 / 70, 50 / 70])
 
 
 def test_area_level_covariate_is_filled_from_the_area_for_missing_groups(cells, areas):

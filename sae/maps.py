@@ -1,0 +1,191 @@
+"""Report-ready choropleths where an unreliable number never looks like a solid fact.
+
+Every map encodes reliability on top of colour: ``unreliable`` cells are hatched densely,
+``caution`` cells lightly, areas without data are grey, and the legend explains all three.
+Functions take the tables sae writes (estimates, gaps) and the areas GeoDataFrame, accept
+``ax=None`` (or ``axes``) and return the matplotlib Figure; nothing here calls ``plt.show()``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import geopandas as gpd
+import mapclassify
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
+from matplotlib.patches import Patch  # noqa: E402
+
+HATCH = {"unreliable": "////", "caution": "..", "uncertain": "..", "reliable": "", "clear": "",
+         "possible": ""}  # fmt: skip
+NO_DATA_COLOUR = "#bdbdbd"
+EDGE_COLOUR = "#4d4d4d"
+CAPTION = (
+    "Hatched: unreliable (RSE ≥ 30%, interval wider than 1.6 × the estimate, or not converged). "
+    "Dotted: use with caution. Grey: no data."
+)
+GAP_CAPTION = (
+    "Hatched: at least one of the two rates is unreliable. Dotted: gap uncertain "
+    "(0.2 < P(higher) < 0.8). Ratios are posterior means."
+)
+
+
+def projected(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+    """The areas in their projected CRS, or, for lon/lat data, a local Lambert equal-area one."""
+    if areas.crs is not None and areas.crs.is_projected:
+        return areas
+    lonlat = areas if areas.crs is not None else areas.set_crs("EPSG:4326")
+    centre = lonlat.to_crs("EPSG:4326").union_all().centroid
+    return lonlat.to_crs(f"+proj=laea +lat_0={centre.y:.4f} +lon_0={centre.x:.4f} +datum=WGS84")
+
+
+def classify(values: np.ndarray, scheme: str = "quantiles", k: int = 5, breaks=None) -> np.ndarray:
+    """Class upper bounds: quantiles (default), natural breaks, or the user's `breaks`."""
+    finite = values[np.isfinite(values)]
+    if breaks is not None:
+        return np.asarray(breaks, dtype=float)
+    method = {"quantiles": mapclassify.Quantiles, "natural_breaks": mapclassify.NaturalBreaks,
+              "equal_interval": mapclassify.EqualInterval}[scheme]  # fmt: skip
+    return method(finite, k=min(k, len(np.unique(finite)))).bins
+
+
+def joined(table: pd.DataFrame, areas: gpd.GeoDataFrame, area_id: str) -> gpd.GeoDataFrame:
+    shapes = areas[[area_id, "geometry"]].rename(columns={area_id: "area"})
+    shapes["area"] = shapes["area"].astype(str)
+    return shapes.merge(table.assign(area=table["area"].astype(str)), on="area", how="left")
+
+
+def draw_layer(ax, frame: gpd.GeoDataFrame, column: str, cmap, norm, flag_column: str = "flag"):
+    """Fill by class colour, grey where there is no data, hatch by flag; outline every area."""
+    has_data = frame.get("has_data", pd.Series(True, index=frame.index)).fillna(False).astype(bool)
+    coloured = frame[has_data & frame[column].notna()]
+    coloured.plot(ax=ax, color=cmap(norm(coloured[column].to_numpy())), edgecolor=EDGE_COLOUR,
+                  linewidth=0.3)  # fmt: skip
+    frame[~has_data].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
+    for flag, pattern in HATCH.items():
+        hatched = frame[(frame[flag_column] == flag) & has_data]
+        if pattern and len(hatched):
+            hatched.plot(ax=ax, facecolor="none", edgecolor="#1a1a1a", hatch=pattern, linewidth=0)
+    ax.set_axis_off()
+
+
+def class_legend(bounds: np.ndarray, low: float, cmap, norm, unit: str, fmt: str) -> list[Patch]:
+    edges = [low, *bounds]
+    patches = [
+        Patch(
+            facecolor=cmap(norm((a + b) / 2)),
+            edgecolor=EDGE_COLOUR,
+            label=f"{format(a, fmt)} – {format(b, fmt)}",
+        )  # fmt: skip
+        for a, b in zip(edges[:-1], edges[1:], strict=True)
+    ]
+    patches[0].set_label(f"{patches[0].get_label()}  {unit}")
+    return patches
+
+
+def flag_legend(levels=("unreliable", "caution"), no_data: bool = True) -> list[Patch]:
+    patches = [Patch(facecolor="white", edgecolor="#1a1a1a", hatch=HATCH[level], label=level)
+               for level in levels]  # fmt: skip
+    if no_data:
+        patches.append(Patch(facecolor=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, label="no data"))
+    return patches
+
+
+def plot_estimates(
+    estimates: pd.DataFrame,
+    areas: gpd.GeoDataFrame,
+    area_id: str,
+    column: str = "mean",
+    unit: str = "per 100,000",
+    scheme: str = "quantiles",
+    k: int = 5,
+    breaks=None,
+    cmap: str = "YlOrRd",
+    title: str = "Estimated rates",
+    subtitle: str = "",
+    axes=None,
+):
+    """Small multiples, one panel per group, sharing one classification and colour scale."""
+    shapes = projected(areas)
+    groups = list(dict.fromkeys(estimates["group"]))
+    values = estimates.loc[estimates["has_data"], column].to_numpy(float)
+    bounds = classify(values, scheme, k, breaks)
+    low = float(np.nanmin(values)) if breaks is None else float(np.nanmin(values))
+    colours = plt.get_cmap(cmap)(np.linspace(0.1, 0.95, len(bounds)))
+    listed = ListedColormap(colours)
+    norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
+    if axes is None:
+        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 5.2), squeeze=False)
+        axes = axes.ravel()
+    fig = axes[0].figure
+    for ax, group in zip(axes, groups, strict=False):
+        frame = joined(estimates[estimates["group"] == group], shapes, area_id)
+        draw_layer(ax, frame, column, listed, norm)
+        ax.set_title(str(group), fontsize=12)
+    decorate(fig, title, subtitle, CAPTION,
+             class_legend(bounds, low, listed, norm, unit, ",.1f") + flag_legend())  # fmt: skip
+    return fig
+
+
+GAP_BREAKS = np.array([1 / 2, 1 / 1.5, 1 / 1.25, 1 / 1.1, 1.1, 1.25, 1.5, 2.0, np.inf])
+
+
+def plot_gaps(
+    gaps: pd.DataFrame,
+    areas: gpd.GeoDataFrame,
+    area_id: str,
+    title: str = "Rate ratio between groups",
+    subtitle: str = "",
+    cmap: str = "PuOr_r",
+):
+    """For each compared group: the rate ratio (log scale, diverging palette centred at 1) and the
+    probability that the group's rate is higher (exceedance)."""
+    shapes = projected(areas)
+    groups = list(dict.fromkeys(gaps["group"]))
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 5.2 * len(groups)), squeeze=False)
+    ratio_colours = ListedColormap(plt.get_cmap(cmap)(np.linspace(0.05, 0.95, len(GAP_BREAKS))))
+    ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
+    prob_bounds = np.array([0.05, 0.2, 0.8, 0.95, 1.0])
+    prob_colours = ListedColormap(plt.get_cmap("RdBu_r")(np.linspace(0.1, 0.9, len(prob_bounds))))
+    prob_norm = BoundaryNorm([0.0, *prob_bounds], prob_colours.N)
+    for (ax_ratio, ax_prob), group in zip(axes, groups, strict=True):
+        frame = joined(gaps[gaps["group"] == group].assign(has_data=True), shapes, area_id)
+        reference = gaps["reference"].iloc[0]
+        draw_layer(ax_ratio, frame, "ratio_mean", ratio_colours, ratio_norm)
+        ax_ratio.set_title(f"{group} / {reference}: rate ratio", fontsize=12)
+        draw_layer(ax_prob, frame, "prob_higher", prob_colours, prob_norm)
+        ax_prob.set_title(f"P({group} rate higher than {reference})", fontsize=12)
+    ratio_labels = ["< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
+                    "1.25–1.5", "1.5–2", "> 2"]  # fmt: skip
+    handles = [Patch(facecolor=ratio_colours(i), edgecolor=EDGE_COLOUR, label=label)
+               for i, label in enumerate(ratio_labels)]  # fmt: skip
+    prob_labels = ["< 0.05 (clearly lower)", "0.05–0.2", "0.2–0.8 (uncertain)", "0.8–0.95",
+                   "> 0.95 (clearly higher)"]  # fmt: skip
+    handles += [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
+                for i, label in enumerate(prob_labels)]  # fmt: skip
+    handles += flag_legend(("unreliable", "uncertain"), no_data=False)
+    decorate(fig, title, subtitle, GAP_CAPTION, handles, columns=3)
+    return fig
+
+
+def decorate(fig, title: str, subtitle: str, caption: str, handles, columns: int = 4) -> None:
+    fig.suptitle(title, fontsize=15, fontweight="bold", y=0.995)
+    if subtitle:
+        fig.text(0.5, 0.955, subtitle, ha="center", fontsize=10, color="#333333")
+    fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8.5, frameon=False,
+               bbox_to_anchor=(0.5, 0.035))  # fmt: skip
+    fig.text(0.5, 0.008, caption, ha="center", fontsize=8, color="#333333", wrap=True)
+    fig.subplots_adjust(top=0.9, bottom=0.2, wspace=0.02, hspace=0.12)
+
+
+def save_figure(fig, stem: Path) -> list[Path]:
+    """PNG (300 dpi), SVG and PDF next to each other; returns the paths."""
+    paths = [stem.with_suffix(suffix) for suffix in (".png", ".svg", ".pdf")]
+    for path in paths:
+        fig.savefig(path, dpi=300 if path.suffix == ".png" else None, bbox_inches="tight")
+    return paths
