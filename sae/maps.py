@@ -120,15 +120,16 @@ def plot_estimates(
     listed = ListedColormap(colours)
     norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
     if axes is None:
-        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 5.2), squeeze=False)
+        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 5.6), squeeze=False)
         axes = axes.ravel()
     fig = axes[0].figure
+    flag_column = "adj_flag" if column.startswith("adj_") else "flag"
     for ax, group in zip(axes, groups, strict=False):
         frame = joined(estimates[estimates["group"] == group], shapes, area_id)
-        draw_layer(ax, frame, column, listed, norm)
+        draw_layer(ax, frame, column, listed, norm, flag_column)
         ax.set_title(str(group), fontsize=12)
-    decorate(fig, title, subtitle, CAPTION,
-             class_legend(bounds, low, listed, norm, unit, ",.1f") + flag_legend())  # fmt: skip
+    handles = class_legend(bounds, low, listed, norm, unit, ",.1f") + flag_legend()
+    decorate(fig, title, subtitle, CAPTION, [(handles, 0.5, 4)])
     return fig
 
 
@@ -147,7 +148,7 @@ def plot_gaps(
     probability that the group's rate is higher (exceedance)."""
     shapes = projected(areas)
     groups = list(dict.fromkeys(gaps["group"]))
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 5.2 * len(groups)), squeeze=False)
+    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.2 * len(groups) + 2.2), squeeze=False)
     ratio_colours = ListedColormap(plt.get_cmap(cmap)(np.linspace(0.05, 0.95, len(GAP_BREAKS))))
     ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
     prob_bounds = np.array([0.05, 0.2, 0.8, 0.95, 1.0])
@@ -162,25 +163,37 @@ def plot_gaps(
         ax_prob.set_title(f"P({group} rate higher than {reference})", fontsize=12)
     ratio_labels = ["< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
                     "1.25–1.5", "1.5–2", "> 2"]  # fmt: skip
-    handles = [Patch(facecolor=ratio_colours(i), edgecolor=EDGE_COLOUR, label=label)
-               for i, label in enumerate(ratio_labels)]  # fmt: skip
-    prob_labels = ["< 0.05 (clearly lower)", "0.05–0.2", "0.2–0.8 (uncertain)", "0.8–0.95",
+    ratio_handles = [Patch(facecolor=ratio_colours(i), edgecolor=EDGE_COLOUR, label=label)
+                     for i, label in enumerate(ratio_labels)]  # fmt: skip
+    prob_labels = ["< 0.05 (clearly lower)", "0.05–0.2", "0.2–0.8", "0.8–0.95",
                    "> 0.95 (clearly higher)"]  # fmt: skip
-    handles += [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
-                for i, label in enumerate(prob_labels)]  # fmt: skip
-    handles += flag_legend(("unreliable", "uncertain"), no_data=False)
-    decorate(fig, title, subtitle, GAP_CAPTION, handles, columns=3)
+    prob_handles = [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
+                    for i, label in enumerate(prob_labels)]  # fmt: skip
+    prob_handles += flag_legend(("unreliable", "uncertain"), no_data=False)
+    legends = [(ratio_handles, 0.27, 3), (prob_handles, 0.75, 2)]
+    decorate(fig, title, subtitle, GAP_CAPTION, legends)
     return fig
 
 
-def decorate(fig, title: str, subtitle: str, caption: str, handles, columns: int = 4) -> None:
-    fig.suptitle(title, fontsize=15, fontweight="bold", y=0.995)
+def decorate(
+    fig, title: str, subtitle: str, caption: str, legends: list[tuple[list, float]]
+) -> None:
+    """Title, subtitle, legends (each a list of handles and its x centre) and caption, laid out in
+    inches so they never overlap the maps whatever the figure's height."""
+    height = fig.get_figheight()
+    fig.suptitle(title, fontsize=15, fontweight="bold", y=1 - 0.12 / height, va="top")
     if subtitle:
-        fig.text(0.5, 0.955, subtitle, ha="center", fontsize=10, color="#333333")
-    fig.legend(handles=handles, loc="lower center", ncol=columns, fontsize=8.5, frameon=False,
-               bbox_to_anchor=(0.5, 0.035))  # fmt: skip
-    fig.text(0.5, 0.008, caption, ha="center", fontsize=8, color="#333333", wrap=True)
-    fig.subplots_adjust(top=0.9, bottom=0.2, wspace=0.02, hspace=0.12)
+        fig.text(
+            0.5, 1 - 0.5 / height, subtitle, ha="center", va="top", fontsize=10, color="#333333"
+        )
+    rows = max(int(np.ceil(len(handles) / columns)) for handles, _, columns in legends)
+    legend_top = 0.42 + 0.2 * rows
+    for handles, x, columns in legends:
+        fig.legend(handles=handles, loc="upper center", ncol=columns, fontsize=8.5, frameon=False,
+                   bbox_to_anchor=(x, legend_top / height))  # fmt: skip
+    fig.text(0.5, 0.1 / height, caption, ha="center", va="bottom", fontsize=8, color="#333333")
+    fig.subplots_adjust(top=1 - 0.95 / height, bottom=(legend_top + 0.1) / height, wspace=0.03,
+                        hspace=0.15)  # fmt: skip
 
 
 def save_figure(fig, stem: Path) -> list[Path]:

@@ -1,0 +1,50 @@
+"""Gap arithmetic against hand-computed values from known draws, and gap-flag boundaries."""
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from sae.gaps import compare_draws
+from sae.reliability import flag_gaps
+from sae.spec import FlagSpec
+
+
+def test_ratio_difference_and_probability_from_known_draws():
+    # four draws of two places; computed by hand
+    target = np.array([[2.0, 10.0], [4.0, 10.0], [6.0, 10.0], [8.0, 10.0]])
+    reference = np.array([[1.0, 20.0], [2.0, 20.0], [3.0, 20.0], [4.0, 5.0]])
+    table = compare_draws(target, reference, interval=0.5)
+    assert table["ratio_mean"].tolist() == pytest.approx([2.0, (0.5 * 3 + 2.0) / 4])
+    assert table["diff_mean"].tolist() == pytest.approx([2.5, (-10 * 3 + 5) / 4])
+    assert table["prob_higher"].tolist() == [1.0, 0.25]
+    # 50% interval of the differences 1, 2, 3, 4: numpy's linear quantiles 1.75 and 3.25
+    assert table.loc[0, ["diff_lower", "diff_upper"]].tolist() == pytest.approx([1.75, 3.25])
+
+
+def gap_flag(prob, target="reliable", reference="reliable"):
+    result = flag_gaps(pd.Series([prob]), pd.Series([target]), pd.Series([reference]), FlagSpec())
+    return result.iloc[0]
+
+
+@pytest.mark.parametrize(
+    ("prob", "expected"),
+    [
+        (0.95, "clear"),
+        (0.9499, "possible"),
+        (0.05, "clear"),
+        (0.0501, "possible"),
+        (0.80, "possible"),
+        (0.7999, "uncertain"),
+        (0.20, "possible"),
+        (0.5, "uncertain"),
+    ],
+)
+def test_gap_flag_boundaries(prob, expected):
+    assert gap_flag(prob)["flag"] == expected
+
+
+def test_unreliable_side_makes_the_gap_unreliable_and_says_which():
+    result = gap_flag(0.99, reference="unreliable")
+    assert result["flag"] == "unreliable"
+    assert result["flag_reason"] == "the reference rate is unreliable; P(higher) = 0.99"
+    assert gap_flag(0.01, target="unreliable")["flag_reason"].startswith("the group's rate")
