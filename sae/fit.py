@@ -253,12 +253,14 @@ class Fit:
         ]
         return "\n".join(lines)
 
-    def save(self, directory: str | Path, force: bool = False) -> Path:
+    def save(
+        self, directory: str | Path, force: bool = False, maps: bool = False, report: bool = False
+    ) -> Path:
         """Write posterior.nc, estimates.csv, diagnostics.json, spec.toml, provenance.json and the
         inputs needed to restore the fit, atomically. Refuses a non-empty directory unless `force`."""
         from sae.store import save_fit
 
-        return save_fit(self, Path(directory), force=force)
+        return save_fit(self, Path(directory), force=force, maps=maps, report=report)
 
 
 def inverse_link(eta: np.ndarray, family: str) -> np.ndarray:

@@ -11,6 +11,7 @@ A saved fit is a directory:
     spec.toml          the spec, with paths made absolute
     provenance.json    input file hashes, package versions, seed, machine, timings
     inputs/            the validated cells, the graph and the polygons, so `sae.load` needs nothing else
+    maps/, report.html with maps=True / report=True (`sae.mapping`, `sae.report`)
 
 Everything is written into a temporary directory beside the target and renamed into place, so a
 reader never sees half a result; an existing non-empty directory is replaced only with `force`.
@@ -57,16 +58,30 @@ PACKAGES = (
 )
 
 
-def save_fit(fit, directory: Path, force: bool = False) -> Path:
+def check_writable(directory: Path, force: bool) -> None:
+    """Refuse a non-empty `directory` unless `force`: sae never overwrites a result unasked."""
     if directory.exists() and any(directory.iterdir()) and not force:
         raise FileExistsError(
             f"{directory} exists and is not empty; sae will not overwrite a result. "
             "Choose another directory or pass force=True (--force)."
         )
+
+
+def save_fit(
+    fit, directory: Path, force: bool = False, maps: bool = False, report: bool = False
+) -> Path:
+    check_writable(directory, force)
     directory.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{directory.name}.", dir=directory.parent))
     try:
         write_fit(fit, staging)
+        if maps or report:
+            from sae.mapping import write_maps
+            from sae.report import write_report
+
+            write_maps(fit, staging / "maps")
+            if report:
+                write_report(fit, staging)
         replace_directory(staging, directory)
     finally:
         shutil.rmtree(staging, ignore_errors=True)

@@ -1,5 +1,6 @@
 """End-to-end fits on the synthetic map, where the truth is known (simulated, seed 0)."""
 
+import dataclasses
 import json
 import warnings
 
@@ -10,6 +11,7 @@ from conftest import simulated_cells, write_spec
 import sae
 from sae.cli import main
 from sae.fit import ESTIMATE_COLUMNS
+from sae.gaps import GAP_COLUMNS
 
 
 @pytest.fixture(scope="module")
@@ -125,3 +127,62 @@ def test_command_line_reports_bad_input_without_traceback(tmp_path, capsys):
     assert main(["fit", str(bad), "--out", str(tmp_path / "o")]) == 2
     err = capsys.readouterr().err
     assert "family = 'gamma' is not known" in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_gaps_recover_the_true_rate_ratio(synthetic):
+    fit, _, _ = synthetic
+    gaps = fit.gaps("A")
+    assert list(gaps.columns[:15]) == list(GAP_COLUMNS)
+    with_data = gaps[gaps["area"] != "island"]
+    covered = (with_data["ratio_lower"] <= 2.0) & (with_data["ratio_upper"] >= 2.0)
+    assert covered.mean() >= 0.85  # simulated truth: B's rate is twice A's in every area
+    overall = fit.overall("A").set_index("group")
+    assert overall.loc["B", "ratio_lower"] < 2.0 < overall.loc["B", "ratio_upper"]
+    island = gaps[gaps["area"] == "island"].iloc[0]
+    assert island["flag"] == "unreliable" and "unreliable" in island["flag_reason"]
+
+
+@pytest.mark.slow
+def test_excess_events_match_a_hand_computation(synthetic):
+    # no strata: excess = population_B × (θ_B − θ_A) / per, draw by draw
+    fit, _, _ = synthetic
+    rates = fit.rate_draws(("area", "group"))
+    area = "a11"
+    theta = {g: rates.isel(unit=np.flatnonzero((rates["area"] == area).values & (rates["group"] == g).values)[0])
+             for g in ("A", "B")}  # fmt: skip
+    population = fit.inputs.cells.frame.query("area == @area and group == 'B'")["exposure"].item()
+    expected = (population * (theta["B"] - theta["A"]) / fit.spec.per).to_numpy().mean()
+    row = fit.gaps("A").set_index("area").loc[area]
+    assert row["excess"] == pytest.approx(expected, rel=1e-9)
+
+
+@pytest.mark.slow
+def test_maps_and_report_from_the_command_line(synthetic, tmp_path, capsys):
+    fit, _, _ = synthetic
+    out = fit.save(tmp_path / "saved")
+    assert main(["map", str(out)]) == 0
+    assert {p.name for p in (out / "maps").iterdir()} >= {"estimates.png", "gaps.pdf", "map.html"}
+    assert main(["map", str(out)]) == 2  # maps exist: not redrawn without --force
+    assert main(["report", str(out)]) == 0
+    report = (out / "report.html").read_text()
+    assert "<h2>Methods</h2>" in report and "data:image/png;base64," in report
+    assert "island" in report  # listed in the data notes as an island and a cell without data
+    assert "<script" not in report and "http" not in report
+
+
+@pytest.mark.slow
+def test_report_escapes_hostile_area_names(synthetic, tmp_path):
+    from sae.report import write_report
+
+    fit, _, _ = synthetic
+    hostile = "<script>alert('x')</script>"
+    areas = fit.inputs.areas.assign(
+        name=lambda a: np.where(a["area"] == "island", hostile, a["area"])
+    )
+    renamed = dataclasses.replace(
+        fit, spec=fit.spec.replace(data={"area_name": "name"}),
+        inputs=dataclasses.replace(fit.inputs, areas=areas),
+    )  # fmt: skip
+    html = write_report(renamed, tmp_path).read_text()
+    assert hostile not in html and "&lt;script&gt;alert" in html

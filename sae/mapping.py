@@ -1,0 +1,75 @@
+"""Writing every map of a fit: `sae map DIR` and `sae fit --maps`.
+
+Static maps (PNG at 300 dpi, SVG, PDF) of the estimates and, with groups, of the gaps; and the
+self-contained interactive HTML map. Files go to ``DIR/maps/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from sae import maps
+from sae.interactive import interactive_map
+
+
+def unit_label(fit) -> str:
+    per = fit.spec.per
+    if fit.spec.exposure == "expected":
+        return "(relative risk)"
+    return "%" if per == 100 else f"per {per:,.0f}"
+
+
+def area_names(fit) -> dict:
+    column = fit.spec.data.area_name
+    areas = fit.inputs.areas
+    if column and areas is not None and column in areas:
+        return dict(
+            zip(areas[fit.spec.data.area_id].astype(str), areas[column].astype(str), strict=True)
+        )
+    frame = fit.inputs.cells.frame
+    return dict(zip(frame["area"], frame.get("area_name", frame["area"]), strict=True))
+
+
+def write_maps(fit, directory: Path) -> list[Path]:
+    """All maps of `fit` into `directory` (created); returns the files written."""
+    if fit.inputs.areas is None:
+        raise ValueError(
+            "this fit has no polygons (it used an edge list only), so it cannot be mapped"
+        )
+    directory.mkdir(parents=True, exist_ok=True)
+    spec, areas, area_id = fit.spec, fit.inputs.areas, fit.spec.data.area_id
+    adjusted = spec.output.age_stratum is not None
+    column = "adj_mean" if adjusted else "mean"
+    basis = "age-adjusted (2000 U.S. standard), " if adjusted else ""
+    subtitle = (f"{basis}{unit_label(fit)}; posterior mean of a BYM2 model "
+                f"({spec.model.family}, group effects {spec.model.group_effects})")  # fmt: skip
+    estimates = fit.estimates()
+    written = []
+    fig = maps.plot_estimates(estimates, areas, area_id, column=column, unit=unit_label(fit),
+                              title=spec.title, subtitle=subtitle)  # fmt: skip
+    written += maps.save_figure(fig, directory / "estimates")
+    plt.close(fig)
+    gaps = None
+    if len(fit.design.groups) > 1:
+        gaps = fit.gaps()
+        reference = gaps["reference"].iloc[0]
+        fig = maps.plot_gaps(gaps, areas, area_id, title=f"{spec.title}: gaps against {reference}",
+                             subtitle=f"{basis}rate ratio and P(higher), from the same posterior draws")  # fmt: skip
+        written += maps.save_figure(fig, directory / "gaps")
+        plt.close(fig)
+    written.append(
+        interactive_map(
+            estimates,
+            areas,
+            area_id,
+            directory / "map.html",
+            gaps=gaps,
+            column=column,
+            title=spec.title,
+            unit=unit_label(fit),
+            names=area_names(fit),
+        )  # fmt: skip
+    )
+    return written

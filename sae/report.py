@@ -1,0 +1,156 @@
+"""`sae report DIR`: one self-contained HTML report of a saved fit.
+
+The spec in words, a methods paragraph generated from it, the maps (embedded as PNG), the largest
+gaps with their flags, diagnostics, and data notes (islands, cells without data, flagged cells).
+No external scripts, styles or fonts; every label from the data is HTML-escaped.
+"""
+
+from __future__ import annotations
+
+import base64
+from html import escape
+from pathlib import Path
+
+import pandas as pd
+
+from sae.mapping import area_names, unit_label, write_maps
+
+STYLE = """body{font-family:Georgia,serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}
+table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}td,th{border:1px solid #bbb;padding:.25rem .5rem}
+th{background:#eee}img{max-width:100%}.note{color:#555;font-size:.9rem}"""
+PRIOR_TEXT = {
+    "pc": "penalised-complexity priors (Simpson et al. 2017): P(σ > 1) = 0.01 and P(ρ < 0.5) = 2/3",
+    "morris2019": "the priors of Morris et al. (2019): β ~ N(0, 1), σ ~ N⁺(0, 1), ρ ~ Beta(½, ½)",
+}
+GROUP_TEXT = {
+    "none": "no group-specific deviations",
+    "iid": "independent group-by-area deviations c_ig ~ N(0, σ_g²)",
+    "bym2": "a BYM2 field for each group",
+}
+
+
+def methods(fit) -> str:
+    s, d, g = fit.spec, fit.diagnostics, fit.inputs.graph.summary()
+    likelihood = {"population": "Poisson counts with the population as exposure",
+                  "expected": "Poisson counts with expected counts as offset (relative risks)",
+                  "trials": "binomial counts out of trials (logit link)"}[s.exposure]  # fmt: skip
+    adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
+                f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
+                if s.output.age_stratum else "")  # fmt: skip
+    return (
+        f"Counts were modelled as {likelihood}. The log rate of each area, group and stratum is the sum of "
+        f"an intercept, group and stratum effects, covariates ({', '.join(s.data.covariates) or 'none'}), "
+        f"a shared BYM2 area effect (Riebler et al. 2016) with its scaling factor computed per connected "
+        f"component (Freni-Sterrantino et al. 2018), and {GROUP_TEXT[s.model.group_effects]}. Priors: "
+        f"{PRIOR_TEXT[s.model.priors]}. The graph has {g['n_areas']} areas and {g['n_edges']} edges "
+        f"({s.graph.edges.name if s.graph.edges else s.graph.contiguity + ' contiguity'}). The posterior "
+        f"was sampled with {s.sampler.backend} (NUTS), {d['chains']} chains of {d['draws']} draws after "
+        f"{s.sampler.tune} tuning steps, seed {s.sampler.seed}; max R-hat {d['max_rhat']:.3f}, min bulk "
+        f"ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences (Vehtari et al. 2021).{adjusted} "
+        f"Intervals are equal-tailed {s.output.interval:.0%} credible intervals. Gaps are computed draw "
+        f"by draw from the same posterior."
+    )
+
+
+def table_html(frame: pd.DataFrame, digits: int = 2) -> str:
+    head = "".join(f"<th>{escape(str(c))}</th>" for c in frame.columns)
+    rows = "".join(
+        "<tr>" + "".join(f"<td>{escape(cell(v, digits))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def cell(value, digits: int) -> str:
+    return f"{value:,.{digits}f}" if isinstance(value, float) else str(value)
+
+
+def image_html(path: Path, alt: str) -> str:
+    data = base64.b64encode(path.read_bytes()).decode()
+    return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
+
+
+def data_notes(fit, estimates: pd.DataFrame, names: dict) -> str:
+    g = fit.inputs.graph.summary()
+    label = lambda a: escape(names.get(a, a))  # noqa: E731
+    no_data = estimates[~estimates["has_data"]]
+    unreliable = estimates[estimates["flag"] == "unreliable"]
+    items = [
+        f"Islands (areas with no neighbours): {', '.join(label(a) for a in g['islands']) or 'none'}.",
+        f"Links added to connect islands: {', '.join(escape(' – '.join(p)) for p in g['added_edges']) or 'none'}.",
+        f"Cells without data ({len(no_data)}): "
+        + (", ".join(f"{label(a)} / {escape(gr)}" for a, gr in zip(no_data['area'], no_data['group'], strict=True)) or "none") + ".",
+        f"Flags: {', '.join(f'{n} {escape(k)}' for k, n in estimates['flag'].value_counts().items())}. "
+        f"Unreliable cells: " + (", ".join(f"{label(a)} / {escape(gr)}" for a, gr in zip(unreliable['area'], unreliable['group'], strict=True)) or "none") + ".",
+    ]  # fmt: skip
+    return "<ul>" + "".join(f"<li>{item}</li>" for item in items) + "</ul>"
+
+
+def write_report(fit, directory: Path) -> Path:
+    """Write `directory/report.html` (maps are drawn into `directory/maps/` if missing)."""
+    maps_dir = directory / "maps"
+    if not (maps_dir / "estimates.png").is_file() and fit.inputs.areas is not None:
+        write_maps(fit, maps_dir)
+    names = area_names(fit)
+    estimates = fit.estimates()
+    parts = [f"<h1>{escape(fit.spec.title)}</h1>", f"<h2>Methods</h2><p>{escape(methods(fit))}</p>"]
+    if (maps_dir / "estimates.png").is_file():
+        parts.append(
+            "<h2>Estimates</h2>" + image_html(maps_dir / "estimates.png", "map of estimates")
+        )
+    if len(fit.design.groups) > 1:
+        parts += gap_sections(fit, maps_dir, names)
+    parts.append("<h2>Diagnostics</h2>" + table_html(diagnostics_table(fit.diagnostics), 3))
+    parts.append("<h2>Data notes</h2>" + data_notes(fit, estimates, names))
+    parts.append(
+        f'<p class="note">Reliability rules: {escape(FLAG_RULES)} Units: {escape(unit_label(fit))}.</p>'
+    )
+    html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(fit.spec.title)}'
+            f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
+    path = directory / "report.html"
+    temporary = path.with_suffix(".html.tmp")
+    temporary.write_text(html, encoding="utf-8")
+    temporary.replace(path)
+    return path
+
+
+FLAG_RULES = (
+    "unreliable when RSE ≥ 30%, the interval is wider than 1.6 × the estimate, the cell has no data, "
+    "or the sampler did not converge; caution when RSE ≥ 20% or fewer than 20 events. Gaps are clear "
+    "when P(higher) ≥ 0.95 or ≤ 0.05, possible when ≥ 0.8 or ≤ 0.2, uncertain otherwise."
+)
+
+
+def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
+    gaps = fit.gaps()
+    overall = fit.overall()
+    crude = fit.unit_table(("group",))
+    statewide = pd.DataFrame({
+        "group": overall["group"], "rate (own population mix)": crude["mean"].round(1),
+        "adjusted rate" if fit.spec.output.age_stratum else "rate": overall["mean"].round(1),
+        "lower": overall["lower"].round(1), "upper": overall["upper"].round(1),
+        f"ratio to {overall['reference'].iloc[0]}": overall["ratio_mean"].round(3),
+        "ratio lower": overall["ratio_lower"].round(3), "ratio upper": overall["ratio_upper"].round(3),
+    })  # fmt: skip
+    top = gaps.assign(name=gaps["area"].map(names).fillna(gaps["area"]))
+    top = top.reindex(top["ratio_mean"].sub(1).abs().sort_values(ascending=False).index).head(15)
+    columns = ["name", "area", "group", "reference", "ratio_mean", "ratio_lower", "ratio_upper",
+               "prob_higher", "excess", "flag", "flag_reason"]  # fmt: skip
+    parts = ["<h2>Map-wide rates by group</h2>" + table_html(statewide, 3)]
+    if (maps_dir / "gaps.png").is_file():
+        parts.append("<h2>Gaps</h2>" + image_html(maps_dir / "gaps.png", "map of gaps"))
+    parts.append(
+        f"<h3>Largest gaps ({escape(gaps['rate_basis'].iloc[0])} rates)</h3>"
+        + table_html(top[columns], 2)
+    )
+    return parts
+
+
+def diagnostics_table(d: dict) -> pd.DataFrame:
+    rows = [("max R-hat", d["max_rhat"]), ("min bulk ESS", d["min_ess_bulk"]),
+            ("min tail ESS", d["min_ess_tail"]), ("divergences", float(d["divergences"]))]  # fmt: skip
+    rows += [
+        (f"{k}: R-hat / bulk ESS", f"{v['rhat']:.3f} / {v['ess_bulk']:.0f}")
+        for k, v in d["hyperparameters"].items()
+    ]
+    return pd.DataFrame(rows, columns=["quantity", "value"])

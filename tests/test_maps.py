@@ -1,0 +1,123 @@
+"""Maps: hatching for unreliable cells (checked on the artists), escaping, and a real browser."""
+
+import os
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import grid_areas
+from matplotlib.colors import to_hex
+from PIL import Image
+
+from sae import maps
+from sae.interactive import interactive_map
+
+HOSTILE = "<script>alert('x')</script>"
+
+
+def estimates_table(areas) -> pd.DataFrame:
+    """Made-up estimates: a01 unreliable, a02 caution, a03 without data, for two groups."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for group in ("A", "B"):
+        for area in areas["area"]:
+            mean = float(rng.uniform(50, 150))
+            flag = {"a01": "unreliable", "a02": "caution", "a03": "unreliable"}.get(
+                area, "reliable"
+            )
+            rows.append({"area": area, "group": group, "mean": mean, "lower": mean * 0.8,
+                         "upper": mean * 1.2, "flag": flag, "flag_reason": "test",
+                         "has_data": area != "a03"})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_unreliable_cells_are_hatched_and_no_data_is_grey():
+    areas = grid_areas()
+    fig = maps.plot_estimates(estimates_table(areas), areas, "area", title="t")
+    ax = fig.axes[0]
+    hatched = [c for c in ax.collections if c.get_hatch() == maps.HATCH["unreliable"]]
+    dotted = [c for c in ax.collections if c.get_hatch() == maps.HATCH["caution"]]
+    # one hatched patch per unreliable area with data (a01; a03 has no data and is grey instead)
+    assert sum(len(c.get_paths()) for c in hatched) == 1
+    assert sum(len(c.get_paths()) for c in dotted) == 1
+    grey = [
+        c
+        for c in ax.collections
+        if len(c.get_facecolor()) and to_hex(c.get_facecolor()[0]) == maps.NO_DATA_COLOUR
+    ]
+    assert sum(len(c.get_paths()) for c in grey) == 1
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert {"unreliable", "caution", "no data"} <= set(labels)
+
+
+def test_gap_map_hatches_unreliable_gaps_and_is_centred_at_one():
+    areas = grid_areas()
+    gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
+                         "ratio_mean": np.linspace(0.4, 2.5, len(areas)), "prob_higher": 0.5,
+                         "flag": ["unreliable"] + ["clear"] * (len(areas) - 1)})  # fmt: skip
+    fig = maps.plot_gaps(gaps, areas, "area")
+    hatched = [
+        c for ax in fig.axes for c in ax.collections if c.get_hatch() == maps.HATCH["unreliable"]
+    ]
+    assert (
+        sum(len(c.get_paths()) for c in hatched) == 2
+    )  # same area on the ratio and P(higher) maps
+    assert maps.GAP_BREAKS[3] < 1.0 and maps.GAP_BREAKS[4] > 1.0  # the "similar" class straddles 1
+
+
+def test_figures_are_written_as_png_svg_pdf(tmp_path):
+    areas = grid_areas()
+    fig = maps.plot_estimates(estimates_table(areas), areas, "area")
+    paths = maps.save_figure(fig, tmp_path / "estimates")
+    assert [p.suffix for p in paths] == [".png", ".svg", ".pdf"] and all(
+        p.stat().st_size > 0 for p in paths
+    )
+    assert Image.open(paths[0]).info["dpi"][0] == pytest.approx(300, abs=1)
+
+
+def write_html(tmp_path):
+    areas = grid_areas()
+    names = {"a00": HOSTILE, "a01": "Saint <b>Bold</b>"}
+    return interactive_map(
+        estimates_table(areas), areas, "area", tmp_path / "map.html", names=names
+    )
+
+
+def test_interactive_map_is_self_contained_and_escapes_labels(tmp_path):
+    html = write_html(tmp_path).read_text()
+    assert HOSTILE not in html and "<b>Bold</b>" not in html
+    assert "&lt;script&gt;alert" in html  # present, but only as escaped text
+    external = re.findall(
+        r"<(?:script|link|img|iframe)\b[^>]*\b(?:src|href)\s*=\s*[\"']?(?:https?:)?//", html
+    )
+    assert external == []  # no tag loads anything from outside the file
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+def test_interactive_map_renders_in_headless_chromium(tmp_path):
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI needs chromium for the browser test (apt-get install chromium)")
+        pytest.skip("chromium not installed here (Debian package 'chromium'); CI runs this test")
+    page = write_html(tmp_path)
+    shot = tmp_path / "shot.png"
+    subprocess.run(
+        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         f"--user-data-dir={tmp_path / 'profile'}", "--window-size=900,750",
+         "--virtual-time-budget=5000", f"--screenshot={shot}", page.as_uri()],
+        check=True, capture_output=True, timeout=120,
+    )  # fmt: skip
+    pixels = np.asarray(Image.open(shot).convert("RGB")).reshape(-1, 3)
+    coloured = pixels[(pixels.max(axis=1) - pixels.min(axis=1)) > 60]  # saturated: the choropleth
+    assert len(coloured) > 0.01 * len(pixels), (
+        "the map's areas were not drawn"
+    )  # blank page: < 0.1%
+    assert len(np.unique(coloured // 32, axis=0)) >= 3  # several classes of colour, not one blob
