@@ -172,15 +172,17 @@ def rows_where(table: pd.DataFrame, mask: pd.Series) -> str:
     return listing([f"row {i}" for i in table.index[np.asarray(mask)]])
 
 
-def text_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
-    values = table[column]
-    missing = values.isna()
+def require_filled(table: pd.DataFrame, column: str, source: str, what: str, advice: str) -> None:
+    missing = table[column].isna()
     if missing.any():
         raise SaeInputError(
-            f"{source}: column {column!r} is empty at {rows_where(table, missing)}. "
-            "Fill in the value or remove those rows."
+            f"{source}: {what} {column!r} is empty at {rows_where(table, missing)}. {advice}"
         )
-    return values.astype(str)
+
+
+def text_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
+    require_filled(table, column, source, "column", "Fill in the value or remove those rows.")
+    return table[column].astype(str)
 
 
 def numeric_column(table: pd.DataFrame, column: str, source: str, role: str) -> pd.Series:
@@ -247,13 +249,11 @@ def check_exposure(frame: pd.DataFrame, kind: str, count: str, column: str, sour
 
 
 def covariate_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
+    require_filled(
+        table, column, source, "covariate",
+        "Fill it in (sae does not impute covariates) or drop the covariate.",
+    )  # fmt: skip
     values = table[column]
-    missing = values.isna()
-    if missing.any():
-        raise SaeInputError(
-            f"{source}: covariate {column!r} is missing at {rows_where(table, missing)}. "
-            "Fill it in (sae does not impute covariates) or drop the covariate."
-        )
     if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
         return values.astype(float)
     return values.astype(str)

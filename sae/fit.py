@@ -251,7 +251,25 @@ class Fit:
             "  flags: "
             + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reliable", "caution", "unreliable")),
         ]
+        if len(self.design.groups) > 1:
+            lines.append(self.gap_summary())
         return "\n".join(lines)
+
+    def gap_summary(self) -> str:
+        gaps, overall = self.gaps(), self.overall().set_index("group")
+        counts = gaps["flag"].value_counts()
+        rows = overall.drop(index=self.reference_group)
+        ratios = "; ".join(
+            f"{g} / {self.reference_group} {r.ratio_mean:.2f} [{r.ratio_lower:.2f}, {r.ratio_upper:.2f}]"
+            for g, r in rows.iterrows()
+        )
+        return (
+            f"  gaps ({gaps['rate_basis'].iloc[0]}): "
+            + ", ".join(
+                f"{counts.get(k, 0)} {k}" for k in ("clear", "possible", "uncertain", "unreliable")
+            )
+            + f"; map-wide {ratios}"
+        )
 
     def save(
         self, directory: str | Path, force: bool = False, maps: bool = False, report: bool = False

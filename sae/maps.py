@@ -64,9 +64,11 @@ def draw_layer(ax, frame: gpd.GeoDataFrame, column: str, cmap, norm, flag_column
     """Fill by class colour, grey where there is no data, hatch by flag; outline every area."""
     has_data = frame.get("has_data", pd.Series(True, index=frame.index)).fillna(False).astype(bool)
     coloured = frame[has_data & frame[column].notna()]
-    coloured.plot(ax=ax, color=cmap(norm(coloured[column].to_numpy())), edgecolor=EDGE_COLOUR,
-                  linewidth=0.3)  # fmt: skip
-    frame[~has_data].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
+    if len(coloured):
+        coloured.plot(ax=ax, color=cmap(norm(coloured[column].to_numpy())), edgecolor=EDGE_COLOUR,
+                      linewidth=0.3)  # fmt: skip
+    if (~has_data).any():
+        frame[~has_data].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
     for flag, pattern in HATCH.items():
         hatched = frame[(frame[flag_column] == flag) & has_data]
         if pattern and len(hatched):
