@@ -29,6 +29,10 @@ CAPTION = (
     "Hatched: unreliable (RSE ≥ 30%, interval wider than 1.6 × the estimate, or not converged). "
     "Dotted: use with caution. Grey: no data."
 )
+ALPHA_CAPTION = (
+    "Opacity shows certainty: the wider the 95% interval relative to the estimate, the paler the "
+    "area (faintest at 1.6 × the estimate, the NCHS limit for reliable rates). Grey: no data."
+)
 GAP_CAPTION = (
     "Hatched: at least one of the two rates is unreliable. Dotted: gap uncertain "
     "(0.2 < P(higher) < 0.8). Ratios are posterior means."
@@ -60,20 +64,42 @@ def joined(table: pd.DataFrame, areas: gpd.GeoDataFrame, area_id: str) -> gpd.Ge
     return shapes.merge(table.assign(area=table["area"].astype(str)), on="area", how="left")
 
 
-def draw_layer(ax, frame: gpd.GeoDataFrame, column: str, cmap, norm, flag_column: str = "flag"):
-    """Fill by class colour, grey where there is no data, hatch by flag; outline every area."""
+def draw_layer(
+    ax, frame: gpd.GeoDataFrame, column: str, cmap, norm, flag_column: str = "flag",
+    encoding: str = "hatch",
+):  # fmt: skip
+    """Fill by class colour, grey where there is no data, and show reliability by hatching (the
+    default) or by value-by-alpha (`encoding="alpha"`: the wider the relative interval, the paler
+    the fill; Roth et al. 2010); outline every area."""
     has_data = frame.get("has_data", pd.Series(True, index=frame.index)).fillna(False).astype(bool)
     coloured = frame[has_data & frame[column].notna()]
     if len(coloured):
-        coloured.plot(ax=ax, color=cmap(norm(coloured[column].to_numpy())), edgecolor=EDGE_COLOUR,
-                      linewidth=0.3)  # fmt: skip
+        colours = cmap(norm(coloured[column].to_numpy()))
+        if encoding == "alpha":
+            colours[:, 3] = value_alpha(coloured["relative_width"].to_numpy(float))
+        coloured.plot(ax=ax, color=colours, edgecolor=EDGE_COLOUR, linewidth=0.3)
     if (~has_data).any():
         frame[~has_data].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
-    for flag, pattern in HATCH.items():
+    for flag, pattern in HATCH.items() if encoding == "hatch" else ():
         hatched = frame[(frame[flag_column] == flag) & has_data]
         if pattern and len(hatched):
             hatched.plot(ax=ax, facecolor="none", edgecolor="#1a1a1a", hatch=pattern, linewidth=0)
     ax.set_axis_off()
+
+
+ALPHA_FLOOR = 0.15
+
+
+def value_alpha(relative_width: np.ndarray) -> np.ndarray:
+    """Opacity from the relative interval width: 1 at 0, falling linearly to a floor at the NCHS
+    unreliability limit (1.6) and beyond, so the least certain cells fade towards the background."""
+    return np.clip(1.0 - (1.0 - ALPHA_FLOOR) * relative_width / 1.6, ALPHA_FLOOR, 1.0)
+
+
+def alpha_legend() -> list[Patch]:
+    return [Patch(facecolor="#555555", alpha=value_alpha(np.array([w]))[0], edgecolor=EDGE_COLOUR,
+                  label=f"interval width {w:.0%} of estimate")
+            for w in (0.2, 0.8, 1.6)]  # fmt: skip
 
 
 def class_legend(bounds: np.ndarray, low: float, cmap, norm, unit: str, fmt: str) -> list[Patch]:
@@ -110,9 +136,14 @@ def plot_estimates(
     cmap: str = "YlOrRd",
     title: str = "Estimated rates",
     subtitle: str = "",
+    encoding: str = "hatch",
     axes=None,
 ):
-    """Small multiples, one panel per group, sharing one classification and colour scale."""
+    """Small multiples, one panel per group, sharing one classification and colour scale.
+
+    `encoding` shows reliability by "hatch" (unreliable hatched, caution dotted) or "alpha"
+    (value-by-alpha from the relative interval width). `axes`: one matplotlib Axes per group.
+    """
     shapes = projected(areas)
     groups = list(dict.fromkeys(estimates["group"]))
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
@@ -128,10 +159,13 @@ def plot_estimates(
     flag_column = "adj_flag" if column.startswith("adj_") else "flag"
     for ax, group in zip(axes, groups, strict=False):
         frame = joined(estimates[estimates["group"] == group], shapes, area_id)
-        draw_layer(ax, frame, column, listed, norm, flag_column)
+        draw_layer(ax, frame, column, listed, norm, flag_column, encoding)
         ax.set_title(str(group), fontsize=12)
-    handles = class_legend(bounds, low, listed, norm, unit, ",.1f") + flag_legend()
-    decorate(fig, title, subtitle, CAPTION, [(handles, 0.5, 4)])
+    reliability = flag_legend() if encoding == "hatch" else alpha_legend() + flag_legend(())
+    handles = class_legend(bounds, low, listed, norm, unit, ",.1f") + reliability
+    decorate(
+        fig, title, subtitle, CAPTION if encoding == "hatch" else ALPHA_CAPTION, [(handles, 0.5, 4)]
+    )
     return fig
 
 
@@ -145,12 +179,16 @@ def plot_gaps(
     title: str = "Rate ratio between groups",
     subtitle: str = "",
     cmap: str = "PuOr_r",
+    axes=None,
 ):
     """For each compared group: the rate ratio (log scale, diverging palette centred at 1) and the
-    probability that the group's rate is higher (exceedance)."""
+    probability that the group's rate is higher (exceedance). `axes`: an (n_groups, 2) array."""
     shapes = projected(areas)
     groups = list(dict.fromkeys(gaps["group"]))
-    fig, axes = plt.subplots(len(groups), 2, figsize=(11, 4.2 * len(groups) + 2.2), squeeze=False)
+    if axes is None:
+        _, axes = plt.subplots(len(groups), 2, figsize=(11, 4.2 * len(groups) + 2.2), squeeze=False)
+    axes = np.asarray(axes).reshape(len(groups), 2)
+    fig = axes[0, 0].figure
     ratio_colours = ListedColormap(plt.get_cmap(cmap)(np.linspace(0.05, 0.95, len(GAP_BREAKS))))
     ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
     prob_bounds = np.array([0.05, 0.2, 0.8, 0.95, 1.0])

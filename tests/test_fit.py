@@ -186,3 +186,25 @@ def test_report_escapes_hostile_area_names(synthetic, tmp_path):
     )  # fmt: skip
     html = write_report(renamed, tmp_path).read_text()
     assert hostile not in html and "&lt;script&gt;alert" in html
+
+
+@pytest.mark.slow
+def test_binomial_fit_with_the_pymc_backend(tmp_path):
+    # known truth (seed 3): prevalence 20% in every area, 200 trials per area
+    from conftest import grid_areas
+
+    areas = grid_areas(nrow=3, ncol=3, island=False)
+    rng = np.random.default_rng(3)
+    cells = areas[["area"]].assign(positive=rng.binomial(200, 0.2, len(areas)), tested=200)
+    spec = sae.spec_from_dict({
+        "data": {"area_id": "area", "count": "positive", "trials": "tested"},
+        "model": {"family": "binomial", "group_effects": "none"},
+        "sampler": {"backend": "pymc", "chains": 2, "draws": 300, "tune": 300, "seed": 3},
+    })  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
+    estimates = fit.estimates()
+    assert "trials" in estimates.columns and fit.spec.per == 100  # percent
+    assert ((estimates["lower"] < 20) & (estimates["upper"] > 20)).mean() >= 0.8
+    assert (estimates["crude"] == estimates["observed"] / 200 * 100).all()

@@ -121,3 +121,14 @@ def test_interactive_map_renders_in_headless_chromium(tmp_path):
         "the map's areas were not drawn"
     )  # blank page: < 0.1%
     assert len(np.unique(coloured // 32, axis=0)) >= 3  # several classes of colour, not one blob
+
+
+def test_value_by_alpha_fades_wide_intervals_instead_of_hatching():
+    areas = grid_areas()
+    table = estimates_table(areas)
+    table["relative_width"] = np.where(table["area"] == "a00", 1.6, 0.1)
+    fig = maps.plot_estimates(table, areas, "area", encoding="alpha")
+    ax = fig.axes[0]
+    assert not [c for c in ax.collections if c.get_hatch()]
+    alphas = np.concatenate([c.get_facecolor()[:, 3] for c in ax.collections])
+    assert alphas.min() == pytest.approx(maps.ALPHA_FLOOR) and alphas.max() > 0.9
