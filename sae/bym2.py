@@ -36,16 +36,21 @@ SUM_TO_ZERO_SCALE = 0.001
 def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
     """The PyMC model for a count BYM2 fit, with dims ``area``, ``group`` and ``term``."""
     prior = PRIOR_SETS[spec.model.priors]
-    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" else None
+    needs_gamma = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" and needs_gamma else None
     coords = {
         "area": list(graph.ids),
         "group": list(design.groups),
         "term": list(design.terms),
-        "row": np.arange(len(design.count)),
+        "row": np.arange(len(design.response)),
     }
     with pm.Model(coords=coords) as model:
         params = fixed_effects(design, prior)
-        field = bym2_field("area", graph, prior, gamma)
+        if spec.model.spatial == "bym2":
+            field = bym2_field("area", graph, prior, gamma)
+        else:  # independent area effects: the plain Fay–Herriot (or Poisson-lognormal) model
+            sigma = scale_sigma("area_sigma", prior)
+            field = iid_combination(sigma, pm.Normal("area_unstructured", 0.0, 1.0, dims="area"))
         params["area_effect"] = pm.Deterministic("area_effect", field, dims="area")
         if spec.model.group_effects == "iid":
             sigma = scale_sigma("group_area_sigma", prior, dims="group")
@@ -54,11 +59,19 @@ def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
         elif spec.model.group_effects == "bym2":
             params["group_area_effect"] = bym2_field("group_area", graph, prior, gamma, "group")
         eta = linear_predictor(params, design.area, design.group, design.X)
-        if spec.model.family == "binomial":
-            pm.Binomial("count", n=design.trials, logit_p=eta, observed=design.count, dims="row")
-        else:
-            pm.Poisson("count", mu=pt.exp(eta + design.offset), observed=design.count, dims="row")
+        likelihood(spec.model.family, eta, design)
     return model
+
+
+def likelihood(family: str, eta, design: Design) -> None:
+    """Poisson with offset, binomial with logit link, or the Fay–Herriot normal y ~ N(η, ψ)."""
+    if family == "gaussian":
+        sd = np.sqrt(design.variance)
+        pm.Normal("response", mu=eta, sigma=sd, observed=design.response, dims="row")
+    elif family == "binomial":
+        pm.Binomial("count", n=design.trials, logit_p=eta, observed=design.response, dims="row")
+    else:
+        pm.Poisson("count", mu=pt.exp(eta + design.offset), observed=design.response, dims="row")
 
 
 def fixed_effects(design: Design, prior: PriorSet) -> dict:

@@ -14,6 +14,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
+from sae.direct import direct_columns
 from sae.errors import SaeInputError, listing
 from sae.graph import AreaGraph, connect_islands, graph_from_pairs, graph_from_polygons
 from sae.spec import Spec
@@ -139,23 +140,26 @@ def require_columns(table: pd.DataFrame, columns: list[str], source: str, role: 
 def validate_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
     """Check the long table and return it with canonical column names."""
     d = spec.data
-    exposure = getattr(d, spec.exposure)
-    needed = [d.area_id, *([d.group] if d.group else []), *d.strata, d.count, exposure]
-    require_columns(table, needed, source, "cell")
+    keys = [d.area_id, *([d.group] if d.group else []), *d.strata]
+    require_columns(table, keys + measure_columns(spec), source, "cell")
     require_columns(table, list(d.covariates), source, "covariate")
     frame = pd.DataFrame(
         {
             "area": text_column(table, d.area_id, source),
             "group": text_column(table, d.group, source) if d.group else SINGLE_GROUP,
             **{s: text_column(table, s, source) for s in d.strata},
-            "count": count_column(table, d.count, source),
-            "exposure": exposure_column(table, exposure, source),
         },
         index=table.index,
     )
+    if spec.model.family == "gaussian":
+        frame = frame.join(direct_columns(table, spec, source, rows_where))
+    else:
+        exposure = getattr(d, spec.exposure)
+        frame["count"] = count_column(table, d.count, source)
+        frame["exposure"] = exposure_column(table, exposure, source)
+        check_exposure(frame, spec.exposure, d.count, exposure, source)
     for covariate in d.covariates:
-        frame[covariate] = covariate_column(table, covariate, source)
-    check_exposure(frame, spec.exposure, d.count, exposure, source)
+        frame[covariate] = covariate_column(table, covariate, source, covariate in d.categorical)
     check_duplicates(frame, ["area", "group", *d.strata], source)
     frame["source_row"] = [str(i) for i in table.index]
     return CellTable(
@@ -166,6 +170,14 @@ def validate_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         groups=tuple(sorted(frame["group"].unique())),
         source=source,
     )
+
+
+def measure_columns(spec: Spec) -> list[str]:
+    """The columns that carry the outcome: count and exposure, or a direct estimate and its spread."""
+    d = spec.data
+    if spec.model.family == "gaussian":
+        return [c for c in (d.estimate, d.variance, d.se, d.sample_size, d.population) if c]
+    return [d.count, getattr(d, spec.exposure)]
 
 
 def rows_where(table: pd.DataFrame, mask: pd.Series) -> str:
@@ -248,13 +260,15 @@ def check_exposure(frame: pd.DataFrame, kind: str, count: str, column: str, sour
         )
 
 
-def covariate_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
+def covariate_column(table: pd.DataFrame, column: str, source: str, categorical: bool) -> pd.Series:
+    """Numeric covariates as floats; text, boolean or declared-categorical ones as text levels."""
     require_filled(
         table, column, source, "covariate",
         "Fill it in (sae does not impute covariates) or drop the covariate.",
     )  # fmt: skip
     values = table[column]
-    if pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values):
+    numeric = pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
+    if numeric and not categorical:
         return values.astype(float)
     return values.astype(str)
 

@@ -15,6 +15,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 
+from sae import transforms
 from sae.data import CellTable
 from sae.errors import SaeInputError, listing
 from sae.graph import AreaGraph
@@ -22,14 +23,17 @@ from sae.graph import AreaGraph
 
 @dataclass(frozen=True, eq=False)
 class Design:
-    """Arrays for one fit. Likelihood rows exclude zero-exposure rows (they must have 0 events)."""
+    """Arrays for one fit. Likelihood rows exclude zero-exposure rows (they must have 0 events)
+    and, for Fay–Herriot models, rows without a direct estimate; `variance` is ψ on the model's
+    scale (Fay–Herriot only)."""
 
     area: np.ndarray
     group: np.ndarray
     X: np.ndarray
     offset: np.ndarray
-    count: np.ndarray
+    response: np.ndarray
     trials: np.ndarray
+    variance: np.ndarray
     terms: tuple[str, ...]
     center: np.ndarray
     scale: np.ndarray
@@ -87,21 +91,37 @@ def mix_shares(rows: pd.DataFrame, within: list[str], classes: list[str]) -> np.
 
 
 def build_design(
-    cells: CellTable, graph: AreaGraph, areas: pd.DataFrame | None, area_id: str
+    cells: CellTable,
+    graph: AreaGraph,
+    areas: pd.DataFrame | None,
+    area_id: str,
+    transform: str | None = None,
 ) -> Design:
+    """Arrays for the model. `transform` is set for Fay–Herriot models (direct estimates)."""
     frame = cells.frame
     columns, terms, center, scale = fixed_effect_columns(frame, cells)
     group_codes = {g: i for i, g in enumerate(cells.groups)}
     exposure_by_group = frame.groupby("group")["exposure"].sum()
-    used = frame["exposure"].to_numpy() > 0
-    counts = frame["count"].to_numpy()
     exposure = frame["exposure"].to_numpy()
-    if cells.exposure == "trials":
-        p = counts[used].sum() / exposure[used].sum()
+    variance = np.zeros(0)
+    if transform is not None:  # Fay–Herriot: direct estimates on the model's scale
+        used = frame["estimate"].notna().to_numpy()
+        response, variance = transforms.forward(
+            transform, frame["estimate"].to_numpy()[used], frame["variance"].to_numpy()[used],
+            frame["sample_size"].to_numpy()[used],
+        )  # fmt: skip
+        base_level = float(np.mean(response))
+        offset = np.zeros(used.sum())
+    elif cells.exposure == "trials":
+        used = exposure > 0
+        response = frame["count"].to_numpy()[used]
+        p = response.sum() / exposure[used].sum()
         base_level = float(np.log(p / (1 - p)))
         offset = np.zeros(used.sum())
     else:
-        base_level = float(np.log(counts.sum() / exposure[used].sum()))
+        used = exposure > 0
+        response = frame["count"].to_numpy()[used]
+        base_level = float(np.log(response.sum() / exposure[used].sum()))
         offset = np.log(exposure[used])
     X = standardised(columns, center, scale)
     return Design(
@@ -109,8 +129,9 @@ def build_design(
         group=frame["group"].map(group_codes).to_numpy()[used],
         X=X[used],
         offset=offset,
-        count=counts[used],
+        response=response,
         trials=exposure[used].astype(np.int64) if cells.exposure == "trials" else np.zeros(0),
+        variance=variance,
         terms=terms,
         center=center,
         scale=scale,

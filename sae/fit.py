@@ -19,7 +19,7 @@ import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
-from sae import bym2, sampling
+from sae import bym2, sampling, transforms
 from sae.data import Inputs, load_inputs
 from sae.design import Design, build_design
 from sae.errors import SaeInputError
@@ -32,6 +32,10 @@ from sae.standardize import standard_weights, user_weights
 CELL = ("area", "group")
 ALL_GROUPS = "all groups"
 RATE_BASIS = {False: "crude mix", True: "age-adjusted"}
+DIRECT_COLUMNS = (
+    "area", "group", "direct", "direct_se", "mean", "median", "sd",
+    "lower", "upper", "rse", "flag", "flag_reason", "shrinkage",
+)  # fmt: skip
 ESTIMATE_COLUMNS = (
     "area",
     "group",
@@ -75,7 +79,8 @@ class Fit:
                     draws, self.design, self.inputs.graph, self.spec.model.group_effects
                 )
                 eta = linear_predictor(params, grid.area, grid.group, grid.X)
-                chains.append(inverse_link(eta, self.spec.model.family) * self.spec.per)
+                rates = inverse_link(eta, self.spec.model.family, self.spec.model.transform)
+                chains.append(rates * self.spec.per)
             self._stratum_draws = np.stack(chains)
         return self._stratum_draws
 
@@ -103,11 +108,16 @@ class Fit:
     def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
         """Observed, exposure, crude rate, posterior summaries and flags for each unit."""
         draws = self.rate_draws(unit, adjusted)
-        table = observed_by_unit(self.inputs, self.design, draws, unit)
-        table["crude"] = (
-            table["observed"] / table["exposure"].where(table["exposure"] > 0) * self.spec.per
-        )
+        gaussian = self.spec.model.family == "gaussian"
+        if gaussian:
+            table = direct_by_unit(self.inputs, draws, unit)
+        else:
+            table = observed_by_unit(self.inputs, draws, unit)
+            exposure = table["exposure"].where(table["exposure"] > 0)
+            table["crude"] = table["observed"] / exposure * self.spec.per
         table = pd.concat([table, summarise_draws(draws, self.spec.output.interval)], axis=1)
+        if gaussian:  # posterior analogue of γ_d: the weight on the direct estimate
+            table["shrinkage"] = table["sd"] ** 2 / table["direct_se"] ** 2
         table["has_data"] = table["exposure"] > 0
         flags = flag_estimates(table, self.spec.flags, self.diagnostics["divergences"])
         return pd.concat([table, flags], axis=1)
@@ -124,7 +134,11 @@ class Fit:
                 for column in ("mean", "lower", "upper", "rse", "flag", "flag_reason"):
                     table[f"adj_{column}"] = adjusted[column]
             table = table.rename(columns={"exposure": self.spec.exposure})
-            first = [c.format(exposure=self.spec.exposure) for c in ESTIMATE_COLUMNS]
+            gaussian = self.spec.model.family == "gaussian"
+            columns = DIRECT_COLUMNS if gaussian else ESTIMATE_COLUMNS
+            if gaussian:
+                table = table.drop(columns=["observed"])
+            first = [c.format(exposure=self.spec.exposure) for c in columns]
             self._estimates = table[first + [c for c in table.columns if c not in first]]
         return self._estimates.copy()
 
@@ -281,13 +295,32 @@ class Fit:
         return save_fit(self, Path(directory), force=force, maps=maps, report=report)
 
 
-def inverse_link(eta: np.ndarray, family: str) -> np.ndarray:
+def inverse_link(eta: np.ndarray, family: str, transform: str) -> np.ndarray:
+    if family == "gaussian":
+        return transforms.inverse(transform, eta)
     return 1.0 / (1.0 + np.exp(-eta)) if family == "binomial" else np.exp(eta)
 
 
-def observed_by_unit(
-    inputs: Inputs, design: Design, draws: xr.DataArray, unit: tuple[str, ...]
-) -> pd.DataFrame:
+def direct_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame:
+    """Direct estimate and its standard error per unit: the weighted mean of the unit's direct
+    estimates (weights: population, or equal), se = √(Σ w² ψ) / Σ w. `observed` is empty."""
+    keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
+    frame = inputs.cells.frame
+    data = frame[frame["estimate"].notna()]
+    w = data["exposure"]
+    parts = data[list(unit)].assign(
+        wy=w * data["estimate"], w2v=w**2 * data["variance"], exposure=w
+    )
+    sums = parts.groupby(list(unit), as_index=False)[["wy", "w2v", "exposure"]].sum()
+    table = keys.merge(sums, on=list(unit), how="left").fillna({"exposure": 0.0})
+    return table.assign(
+        direct=table["wy"] / table["exposure"],
+        direct_se=np.sqrt(table["w2v"]) / table["exposure"],
+        observed=np.nan,
+    ).drop(columns=["wy", "w2v"])
+
+
+def observed_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame:
     """Observed count and exposure summed over each unit's rows, in the order of `draws`' units."""
     keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
     totals = inputs.cells.frame.groupby(list(unit), as_index=False)[["count", "exposure"]].sum()
@@ -348,6 +381,12 @@ def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
     )
 
 
+def design_for(spec: Spec, inputs: Inputs) -> Design:
+    """The model arrays; Fay–Herriot specs pass their transform."""
+    transform = spec.model.transform if spec.model.family == "gaussian" else None
+    return build_design(inputs.cells, inputs.graph, inputs.areas, spec.data.area_id, transform)
+
+
 def fit(
     spec: Spec | str | Path,
     cells: pd.DataFrame | None = None,
@@ -361,7 +400,7 @@ def fit(
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     start = time.perf_counter()
     inputs = load_inputs(spec, cells=cells, areas=areas)
-    design = build_design(inputs.cells, inputs.graph, inputs.areas, spec.data.area_id)
+    design = design_for(spec, inputs)
     model = bym2.build(design, inputs.graph, spec)
     seconds = {"prepare": time.perf_counter() - start}
     idata, sampler_seconds = sampling.sample(model, spec.sampler, progress=progress)

@@ -16,7 +16,9 @@ from sae.errors import SaeInputError
 
 CONTIGUITIES = ("queen", "rook")
 ISLAND_RULES = ("keep", "connect")
-FAMILIES = ("poisson", "binomial")
+FAMILIES = ("poisson", "binomial", "gaussian")
+TRANSFORMS = ("none", "log", "logit", "arcsine")
+SPATIAL = ("bym2", "none")
 GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
 BACKENDS = ("nutpie", "pymc")
@@ -37,7 +39,12 @@ class DataSpec:
     population: str | None = None
     expected: str | None = None
     trials: str | None = None
+    estimate: str | None = None
+    variance: str | None = None
+    se: str | None = None
+    sample_size: str | None = None
     covariates: tuple[str, ...] = ()
+    categorical: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class ModelSpec:
     family: str = "poisson"
     group_effects: str = "iid"
     priors: str = "pc"
+    spatial: str = "bym2"
+    transform: str = "none"
 
 
 @dataclass(frozen=True)
@@ -111,14 +120,19 @@ class Spec:
 
     @property
     def exposure(self) -> str:
-        """The exposure kind: 'population', 'expected' or 'trials'."""
-        return next(k for k in ("population", "expected", "trials") if getattr(self.data, k))
+        """The exposure kind: 'population', 'expected', 'trials', or 'weight' (a Fay–Herriot model
+        without population: every direct estimate weighs the same when cells are combined)."""
+        found = [k for k in ("population", "expected", "trials") if getattr(self.data, k)]
+        return found[0] if found else "weight"
 
     @property
     def per(self) -> float:
-        """Rates are reported per this many: 100,000 people, 1 (relative risk), or 100 (percent)."""
+        """Rates are reported per this many: 100,000 people, 1 (relative risk, or a Fay–Herriot
+        estimate on its own scale), or 100 (percent)."""
         if self.output.per is not None:
             return self.output.per
+        if self.model.family == "gaussian":
+            return 1.0
         return {"population": 100_000.0, "expected": 1.0, "trials": 100.0}[self.exposure]
 
     def replace(self, **sections: Any) -> Spec:
@@ -148,7 +162,7 @@ PATH_FIELDS = {
     ("graph", "edges"),
     ("output", "standard_population"),
 }
-TUPLE_FIELDS = {("data", "strata"), ("data", "covariates")}
+TUPLE_FIELDS = {("data", "strata"), ("data", "covariates"), ("data", "categorical")}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -212,6 +226,8 @@ def validate_spec(spec: Spec, where: str) -> None:
         ("model", "family", FAMILIES),
         ("model", "group_effects", GROUP_EFFECTS),
         ("model", "priors", PRIOR_SETS),
+        ("model", "spatial", SPATIAL),
+        ("model", "transform", TRANSFORMS),
         ("sampler", "backend", BACKENDS),
     ]
     for section, key, allowed in choices:
@@ -222,13 +238,16 @@ def validate_spec(spec: Spec, where: str) -> None:
                 f"Use one of: {', '.join(allowed)}."
             )
     data = spec.data
-    given = [k for k in ("population", "expected", "trials") if getattr(data, k)]
-    wanted = "trials" if spec.model.family == "binomial" else "population or expected"
-    if len(given) != 1 or (spec.model.family == "binomial") != (given == ["trials"]):
-        raise SaeInputError(
-            f"{where}: [data] must name exactly one exposure column for family "
-            f"{spec.model.family!r}: {wanted} (found: {', '.join(given) or 'none'})."
-        )
+    if spec.model.family == "gaussian":
+        validate_direct_estimates(spec, where)
+    else:
+        given = [k for k in ("population", "expected", "trials") if getattr(data, k)]
+        wanted = "trials" if spec.model.family == "binomial" else "population or expected"
+        if len(given) != 1 or (spec.model.family == "binomial") != (given == ["trials"]):
+            raise SaeInputError(
+                f"{where}: [data] must name exactly one exposure column for family "
+                f"{spec.model.family!r}: {wanted} (found: {', '.join(given) or 'none'})."
+            )
     if spec.model.group_effects != "none" and data.group is None:
         raise SaeInputError(
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "
@@ -245,3 +264,23 @@ def validate_spec(spec: Spec, where: str) -> None:
     sampler = spec.sampler
     if min(sampler.chains, sampler.draws) < 1 or sampler.tune < 0:
         raise SaeInputError(f"{where}: [sampler] chains and draws must be ≥ 1 and tune ≥ 0.")
+
+
+def validate_direct_estimates(spec: Spec, where: str) -> None:
+    """A Fay–Herriot spec names the estimate, exactly one of variance or se, and no count exposure."""
+    data = spec.data
+    if data.estimate is None or (data.variance is None) == (data.se is None):
+        raise SaeInputError(
+            f'{where}: family = "gaussian" needs [data] estimate = the direct estimate column and '
+            "exactly one of variance = or se = (its sampling variance or standard error)."
+        )
+    if data.expected or data.trials:
+        raise SaeInputError(
+            f'{where}: family = "gaussian" takes direct estimates; remove [data] expected / trials '
+            "(population may stay: it weighs cells when they are combined)."
+        )
+    if spec.model.transform == "arcsine" and data.sample_size is None:
+        raise SaeInputError(
+            f'{where}: transform = "arcsine" uses the variance 1/(4n) of asin(√p), so it needs '
+            "[data] sample_size = the column of sample sizes."
+        )

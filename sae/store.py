@@ -37,7 +37,6 @@ import numpy as np
 import pandas as pd
 
 from sae.data import CellTable, Inputs
-from sae.design import build_design
 from sae.errors import SaeInputError
 from sae.fit import ALL_GROUPS
 from sae.graph import AreaGraph
@@ -191,7 +190,7 @@ def package_version(name: str) -> str:
 
 def load(directory: str | Path):
     """Restore a fit saved with `Fit.save`; it needs nothing outside `directory`."""
-    from sae.fit import Fit
+    from sae.fit import Fit, design_for
 
     directory = Path(directory)
     if not (directory / "posterior.nc").is_file():
@@ -200,7 +199,7 @@ def load(directory: str | Path):
         )
     spec = spec_from_dict(tomllib.loads((directory / "spec.toml").read_text()))
     meta = json.loads((directory / "inputs" / "inputs.json").read_text())
-    text = ["area", "group", *meta["strata"], "source_row"]
+    text = ["area", "group", *meta["strata"], "source_row", "variance_source"]
     text += [c for c in meta["covariates"] if c not in meta["numeric_covariates"]]
     frame = pd.read_csv(directory / "inputs" / "cells.csv", dtype={c: str for c in text})
     cells = CellTable(
@@ -221,7 +220,7 @@ def load(directory: str | Path):
     if areas is not None:
         areas[spec.data.area_id] = areas[spec.data.area_id].astype(str)
     inputs = Inputs(cells=cells, graph=graph, areas=areas)
-    design = build_design(cells, graph, areas, spec.data.area_id)
+    design = design_for(spec, inputs)
     idata = az.from_netcdf(str(directory / "posterior.nc"))
     diagnostics = json.loads((directory / "diagnostics.json").read_text())
     seconds = json.loads((directory / "provenance.json").read_text()).get("seconds", {})

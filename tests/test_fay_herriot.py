@@ -1,0 +1,98 @@
+"""Fay–Herriot models: input checks, the generalised variance function, and the milk data."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import ROOT
+
+import sae
+from sae.data import load_inputs
+from sae.eblup import fay_herriot_eblup
+from sae.errors import SaeInputError
+from sae.spec import spec_from_dict
+
+MILK = ROOT / "benchmarks" / "milk_fay_herriot"
+
+
+def survey(**changes):
+    """Made-up direct estimates of a prevalence in 6 areas (no map: an empty edge list)."""
+    table = pd.DataFrame({"area": list("abcdef"), "p": [0.1, 0.2, 0.15, 0.3, 0.25, 0.12],
+                          "se": [0.03, 0.05, 0.04, 0.06, 0.05, 0.02], "n": [100, 60, 80, 50, 70, 300]})  # fmt: skip
+    for column, values in changes.items():
+        table[column] = values
+    return table
+
+
+def spec(tmp_path, **data):
+    edges = tmp_path / "edges.csv"
+    edges.write_text("i,j\n")
+    raw = {"data": {"area_id": "area", "estimate": "p", "se": "se", **data},
+           "graph": {"edges": str(edges)}, "model": {"family": "gaussian", "group_effects": "none"}}  # fmt: skip
+    return spec_from_dict(raw)
+
+
+def test_gaussian_spec_needs_estimate_and_one_spread_column():
+    with pytest.raises(SaeInputError, match="exactly one of variance = or se ="):
+        spec_from_dict({"data": {"estimate": "p", "se": "se", "variance": "v"},
+                        "model": {"family": "gaussian", "group_effects": "none"}})  # fmt: skip
+    with pytest.raises(SaeInputError, match="arcsine.*needs \\[data\\] sample_size"):
+        spec_from_dict({"data": {"estimate": "p", "se": "se"},
+                        "model": {"family": "gaussian", "group_effects": "none", "transform": "arcsine"}})  # fmt: skip
+
+
+def test_zero_variance_without_sample_size_lists_the_cells(tmp_path):
+    table = survey(se=[0.03, 0.0, 0.04, np.nan, 0.05, 0.02])
+    with pytest.raises(SaeInputError, match="zero or missing at row 1, row 3.*sample_size"):
+        load_inputs(spec(tmp_path), cells=table)
+
+
+def test_generalised_variance_function_fills_zero_variances_and_says_so(tmp_path):
+    table = survey(se=[0.03, 0.0, 0.04, 0.06, 0.05, 0.02])
+    cells = load_inputs(spec(tmp_path, sample_size="n"), cells=table).cells.frame
+    assert cells["variance_source"].tolist() == [
+        "direct",
+        "gvf",
+        "direct",
+        "direct",
+        "direct",
+        "direct",
+    ]
+    # computed here: log ψ = a + b log n fitted on the five areas with a variance, at n = 60
+    usable = table.drop(index=1)
+    b, a = np.polyfit(np.log(usable["n"]), np.log(usable["se"] ** 2), 1)
+    assert cells.loc[1, "variance"] == pytest.approx(np.exp(a + b * np.log(60)))
+
+
+def test_logit_of_a_zero_prevalence_is_an_error_with_options(tmp_path):
+    table = survey(p=[0.0, 0.2, 0.15, 0.3, 0.25, 0.12])
+    raw = spec(tmp_path).replace(model={"transform": "logit"})
+    with pytest.raises(SaeInputError, match="strictly between 0 and 1.*row 0.*arcsine"):
+        load_inputs(raw, cells=table)
+
+
+def test_cells_without_an_estimate_are_kept_as_no_data(tmp_path):
+    table = survey(p=[0.1, np.nan, 0.15, 0.3, 0.25, 0.12])
+    cells = load_inputs(spec(tmp_path), cells=table).cells.frame
+    assert len(cells) == 6 and cells["estimate"].isna().sum() == 1
+
+
+@pytest.mark.slow
+def test_bayesian_fay_herriot_agrees_with_the_reml_eblup_on_milk():
+    # comparison documented in benchmarks/milk_fay_herriot/README.md (measured here)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(ROOT / "models" / "milk_fay_herriot.toml", progress=False)
+    estimates = fit.estimates()
+    assert list(estimates.columns[:4]) == ["area", "group", "direct", "direct_se"]
+    milk = pd.read_csv(MILK / "milk.csv")
+    X = np.column_stack(
+        [np.ones(43)] + [(milk["MajorArea"] == k).to_numpy(float) for k in (2, 3, 4)]
+    )
+    eblup = fay_herriot_eblup(milk["yi"], milk["var_direct"], X, "REML").table
+    assert np.abs(estimates["mean"] - eblup["eblup"]).max() < 0.01
+    ratio = estimates["sd"] / np.sqrt(eblup["mse"])
+    assert ratio.mean() == pytest.approx(1.0, abs=0.1)
+    assert (estimates["shrinkage"].between(0, 1)).all()
+    assert fit.diagnostics["max_rhat"] < 1.01 and fit.diagnostics["divergences"] == 0
