@@ -16,6 +16,8 @@ from sae.interactive import interactive_map
 
 def unit_label(fit) -> str:
     per = fit.spec.per
+    if fit.spec.model.family == "gaussian":
+        return "(direct-estimate scale)" if per == 1 else f"× {per:,.0f}"
     if fit.spec.exposure == "expected":
         return "(relative risk)"
     return "%" if per == 100 else f"per {per:,.0f}"

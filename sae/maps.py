@@ -102,6 +102,13 @@ def alpha_legend() -> list[Patch]:
             for w in (0.2, 0.8, 1.6)]  # fmt: skip
 
 
+def label_format(low: float, bounds: np.ndarray) -> str:
+    """Enough decimals that every class boundary reads differently (e.g. prevalences 0.12 – 0.15)."""
+    widths = np.diff([low, *bounds[np.isfinite(bounds)]])
+    smallest = widths[widths > 0].min() if (widths > 0).any() else 1.0
+    return f",.{int(np.clip(1 - np.floor(np.log10(smallest)), 0, 4))}f"
+
+
 def class_legend(bounds: np.ndarray, low: float, cmap, norm, unit: str, fmt: str) -> list[Patch]:
     edges = [low, *bounds]
     patches = [
@@ -162,7 +169,7 @@ def plot_estimates(
         draw_layer(ax, frame, column, listed, norm, flag_column, encoding)
         ax.set_title(str(group), fontsize=12)
     reliability = flag_legend() if encoding == "hatch" else alpha_legend() + flag_legend(())
-    handles = class_legend(bounds, low, listed, norm, unit, ",.1f") + reliability
+    handles = class_legend(bounds, low, listed, norm, unit, label_format(low, bounds)) + reliability
     decorate(
         fig, title, subtitle, CAPTION if encoding == "hatch" else ALPHA_CAPTION, [(handles, 0.5, 4)]
     )

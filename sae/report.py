@@ -29,19 +29,38 @@ GROUP_TEXT = {
 }
 
 
+def likelihood_text(spec) -> str:
+    if spec.model.family == "gaussian":
+        scale = (
+            ""
+            if spec.model.transform == "none"
+            else f" on the {spec.model.transform} scale (delta-method variances)"
+        )
+        return ("direct survey estimates with known sampling variances, y_d ~ N(θ_d, ψ_d) "
+                f"(Fay & Herriot 1979){scale}")  # fmt: skip
+    return {"population": "Poisson counts with the population as exposure",
+            "expected": "Poisson counts with expected counts as offset (relative risks)",
+            "trials": "binomial counts out of trials (logit link)"}[spec.exposure]  # fmt: skip
+
+
+def area_effect_text(spec) -> str:
+    if spec.model.spatial == "none":
+        return "an independent area effect"
+    return ("a shared BYM2 area effect (Riebler et al. 2016) with its scaling factor computed per "
+            "connected component (Freni-Sterrantino et al. 2018)")  # fmt: skip
+
+
 def methods(fit) -> str:
     s, d, g = fit.spec, fit.diagnostics, fit.inputs.graph.summary()
-    likelihood = {"population": "Poisson counts with the population as exposure",
-                  "expected": "Poisson counts with expected counts as offset (relative risks)",
-                  "trials": "binomial counts out of trials (logit link)"}[s.exposure]  # fmt: skip
+    likelihood = likelihood_text(s)
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
     return (
-        f"Counts were modelled as {likelihood}. The log rate of each area, group and stratum is the sum of "
-        f"an intercept, group and stratum effects, covariates ({', '.join(s.data.covariates) or 'none'}), "
-        f"a shared BYM2 area effect (Riebler et al. 2016) with its scaling factor computed per connected "
-        f"component (Freni-Sterrantino et al. 2018), and {GROUP_TEXT[s.model.group_effects]}. Priors: "
+        f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
+        f"is the sum of an intercept, group and stratum effects, covariates "
+        f"({', '.join(s.data.covariates) or 'none'}), {area_effect_text(s)}, and "
+        f"{GROUP_TEXT[s.model.group_effects]}. Priors: "
         f"{PRIOR_TEXT[s.model.priors]}. The graph has {g['n_areas']} areas and {g['n_edges']} edges "
         f"({s.graph.edges.name if s.graph.edges else s.graph.contiguity + ' contiguity'}). The posterior "
         f"was sampled with {s.sampler.backend} (NUTS), {d['chains']} chains of {d['draws']} draws after "

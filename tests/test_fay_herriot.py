@@ -96,3 +96,17 @@ def test_bayesian_fay_herriot_agrees_with_the_reml_eblup_on_milk():
     assert ratio.mean() == pytest.approx(1.0, abs=0.1)
     assert (estimates["shrinkage"].between(0, 1)).all()
     assert fit.diagnostics["max_rhat"] < 1.01 and fit.diagnostics["divergences"] == 0
+
+
+@pytest.mark.slow
+def test_spatial_fh_beats_plain_fh_on_a_spatial_truth():
+    # simulated truth (benchmarks/fay_herriot_simulation/simulate.py, seed 0); the full study is
+    # benchmarks/fay_herriot_simulation/run.py
+    import sys
+
+    sys.path.insert(0, str(ROOT / "benchmarks" / "fay_herriot_simulation"))
+    from run import replicate
+
+    plain, spatial = replicate(seed=0, draws=400)
+    assert spatial["rmse_model"] < plain["rmse_model"] < plain["rmse_direct"]
+    assert spatial["coverage"] >= 0.85 and plain["coverage"] >= 0.85

@@ -132,3 +132,8 @@ def test_value_by_alpha_fades_wide_intervals_instead_of_hatching():
     assert not [c for c in ax.collections if c.get_hatch()]
     alphas = np.concatenate([c.get_facecolor()[:, 3] for c in ax.collections])
     assert alphas.min() == pytest.approx(maps.ALPHA_FLOOR) and alphas.max() > 0.9
+
+
+def test_legend_labels_are_precise_enough_to_differ():
+    assert maps.label_format(0.01, np.array([0.12, 0.15, 0.2])) == ",.3f"  # narrowest class 0.03
+    assert maps.label_format(50.0, np.array([60.0, 75.0, 101.0])) == ",.0f"
