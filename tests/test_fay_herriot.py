@@ -110,3 +110,37 @@ def test_spatial_fh_beats_plain_fh_on_a_spatial_truth():
     plain, spatial = replicate(seed=0, draws=400)
     assert spatial["rmse_model"] < plain["rmse_model"] < plain["rmse_direct"]
     assert spatial["coverage"] >= 0.85 and plain["coverage"] >= 0.85
+
+
+@pytest.mark.slow
+def test_race_by_place_fay_herriot_with_logit_transform_and_gaps():
+    # two groups from the simulated survey (seed 2026); group "B" has twice the odds of "A"
+    areas_file = ROOT / "shapefiles" / "pennsylvania_counties.gpkg"
+    survey = pd.read_csv(ROOT / "benchmarks" / "fay_herriot_simulation" / "pennsylvania_survey.csv",
+                         dtype={"fips": str})  # fmt: skip
+    odds = survey["truth"] / (1 - survey["truth"]) * 2
+    b = survey.assign(truth=odds / (1 + odds))
+    rng = np.random.default_rng(11)
+    b["prevalence"] = rng.binomial(b["n"], b["truth"]) / b["n"]
+    b["variance"] = b["prevalence"] * (1 - b["prevalence"]) / b["n"]
+    cells = pd.concat([survey.assign(group="A"), b.assign(group="B")], ignore_index=True)
+    cells = cells[(cells["prevalence"] > 0) & (cells["prevalence"] < 1)]
+    spec = spec_from_dict({
+        "data": {"areas": str(areas_file), "area_id": "fips", "group": "group", "estimate": "prevalence",
+                 "variance": "variance", "sample_size": "n"},
+        "model": {"family": "gaussian", "transform": "logit", "group_effects": "iid"},
+        "sampler": {"chains": 2, "draws": 400, "tune": 400, "seed": 2},
+    })  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec, cells=cells, progress=False)
+    estimates = fit.estimates().merge(cells[["fips", "group", "truth", "prevalence"]],
+                                      left_on=["area", "group"], right_on=["fips", "group"])  # fmt: skip
+    assert estimates["mean"].between(0, 1).all()  # back-transformed to the prevalence scale
+    assert estimates["direct"].to_numpy() == pytest.approx(estimates["prevalence"].to_numpy())
+    covered = (estimates["lower"] <= estimates["truth"]) & (
+        estimates["truth"] <= estimates["upper"]
+    )
+    assert covered.mean() >= 0.85
+    gaps = fit.gaps("A")
+    assert (gaps["ratio_mean"] > 1).mean() > 0.9  # B's prevalence is higher everywhere
