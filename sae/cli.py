@@ -36,6 +36,14 @@ def parser() -> argparse.ArgumentParser:
     for name in ("chains", "draws", "tune", "seed"):
         fit.add_argument(f"--{name}", type=int, help=f"override [sampler] {name}")
     fit.add_argument("--quiet", action="store_true", help="no progress display")
+    validate = commands.add_parser("validate", help="reproduce the published benchmark results")
+    validate.add_argument(
+        "--quick", action="store_true", help="skip the slow NYC fit (a few minutes)"
+    )
+    validate.add_argument(
+        "--out", type=Path, default=Path("benchmarks/validation/RESULTS.md"),
+        help="where to write the results table (Markdown)",
+    )  # fmt: skip
     for name, text in (
         ("map", "draw the maps of a saved fit"),
         ("report", "write a saved fit's report"),
@@ -49,7 +57,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sae: %(message)s")
-    run = {"fit": run_fit, "map": run_map, "report": run_report}[args.command]
+    commands = {"fit": run_fit, "map": run_map, "report": run_report, "validate": run_validate}
+    run = commands[args.command]
     try:
         return run(args)
     except (SaeInputError, FileExistsError) as err:
@@ -111,6 +120,22 @@ def run_report(args: argparse.Namespace) -> int:
         )
     print(f"report written to {write_report(sae.load(args.directory), args.directory)}")
     return 0
+
+
+def run_validate(args: argparse.Namespace) -> int:
+    """Print the table, write it as Markdown, and fail (exit 1) if any check fails."""
+    from sae.validate import results_markdown, results_table, run_validation
+
+    table = results_table(run_validation(quick=args.quick))
+    shown = table.drop(columns=["source"])
+    print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    temporary = args.out.with_suffix(".tmp")
+    temporary.write_text(results_markdown(table, args.quick))
+    temporary.replace(args.out)
+    failed = int((table["result"] != "pass").sum())
+    print(f"{len(table) - failed} of {len(table)} checks pass; table written to {args.out}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":
