@@ -171,10 +171,31 @@ def provenance(fit) -> dict:
         "input_files": {str(p): sha256(p) for p in files if p is not None and Path(p).is_file()},
         "packages": {name: package_version(name) for name in PACKAGES},
         "python": platform.python_version(),
-        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "machine": machine(),
         "seconds": fit.seconds,
         "graph": fit.inputs.graph.summary(),
     }
+
+
+def machine() -> str:
+    """The CPU model, core count, memory and system, for provenance and result files."""
+    cpu = platform.processor() or platform.machine()
+    info = Path("/proc/cpuinfo")
+    if info.is_file():
+        names = [
+            line.split(":", 1)[1].strip()
+            for line in info.read_text().splitlines()
+            if line.startswith("model name")
+        ]
+        cpu = names[0] if names else cpu
+    memory = (
+        os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
+        if hasattr(os, "sysconf")
+        else float("nan")
+    )
+    return (
+        f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, {platform.system()} {platform.machine()}"
+    )
 
 
 def sha256(path: Path) -> str:

@@ -28,7 +28,7 @@ import pandas as pd
 
 from sae.eblup import fay_herriot_eblup
 from sae.graph import graph_from_pairs
-from sae.store import package_version
+from sae.store import machine, package_version
 
 ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "benchmarks"
@@ -206,7 +206,7 @@ def results_markdown(table: pd.DataFrame, quick: bool) -> str:
     passed = (table["result"] == "pass").sum()
     return (
         f"# sae validate{' --quick' if quick else ''}\n\n{passed} of {len(table)} checks pass. "
-        f"Run {datetime.date.today().isoformat()} on {platform.machine()}, {platform.system()}, "
+        f"Run {datetime.date.today().isoformat()} on {machine()}, "
         f"Python {platform.python_version()}; {packages}.\nTolerance: {EXACT:g} for deterministic results; for MCMC "
         f"summaries {MC_FACTOR} combined Monte Carlo standard errors plus half a unit in the last "
         f"published digit of the reference.\n\n" + header + "\n" + "\n".join(rows) + "\n"

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import platform
 import resource
 import subprocess
@@ -151,19 +150,6 @@ def run_case(case: str, draws: int, tune: int, low_rank: bool) -> dict:
     }
 
 
-def machine() -> str:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    memory = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
-    return f"{cpu}, {os.cpu_count()} cores, {memory:.0f} GiB, Python {platform.python_version()}"
-
-
 def write_results(results: list[dict], path: Path) -> None:
     columns = [
         "case",
@@ -186,7 +172,7 @@ def write_results(results: list[dict], path: Path) -> None:
     lines = [
         "# Speed benchmark",
         "",
-        f"Machine: {machine()}. Packages: "
+        f"Machine: {sae.store.machine()}, Python {platform.python_version()}. Packages: "
         + ", ".join(f"{p} {sae.store.package_version(p)}" for p in ("pymc", "nutpie", "numpy")),
         "",
         "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`.",
