@@ -20,9 +20,13 @@ References: Rao & Molina (2015), Small Area Estimation, 2nd ed., Wiley, ch. 6; D
 from __future__ import annotations
 
 from dataclasses import dataclass
+from statistics import NormalDist
 
 import numpy as np
 import pandas as pd
+
+from sae.reliability import flag_estimates
+from sae.spec import FlagSpec
 
 METHODS = ("REML", "ML")
 
@@ -54,6 +58,7 @@ def fay_herriot_eblup(
     terms=None,
     tol: float = 1e-10,
     max_iter: int = 200,
+    interval: float = 0.95,
 ) -> EBLUPResult:
     """Fit the Fay–Herriot model by REML or ML and return EBLUPs with their MSEs."""
     if method not in METHODS:
@@ -82,7 +87,22 @@ def fay_herriot_eblup(
                 "mse": prasad_rao_mse(psi, X, sigma2, method),
                 "shrinkage": gamma,
             }
-        ),
+        ).pipe(with_interval_and_flag, interval),
+    )
+
+
+def with_interval_and_flag(table: pd.DataFrame, interval: float) -> pd.DataFrame:
+    """Normal-approximation interval EBLUP ± z √MSE and the same reliability flags as the models."""
+    z = NormalDist().inv_cdf(0.5 + interval / 2)
+    half = z * np.sqrt(table["mse"])
+    summary = pd.DataFrame({
+        "mean": table["eblup"], "sd": np.sqrt(table["mse"]), "lower": table["eblup"] - half,
+        "upper": table["eblup"] + half, "rhat": 1.0, "ess_bulk": np.inf, "observed": np.nan,
+        "has_data": True,
+    })  # fmt: skip
+    flags = flag_estimates(summary, FlagSpec(), divergences=0)
+    return table.assign(
+        lower=summary["lower"], upper=summary["upper"], rse=summary["sd"] / summary["mean"], **flags
     )
 
 

@@ -3,7 +3,7 @@
 Every map encodes reliability on top of colour: ``unreliable`` cells are hatched densely,
 ``caution`` cells lightly, areas without data are grey, and the legend explains all three.
 Functions take the tables sae writes (estimates, gaps) and the areas GeoDataFrame, accept
-``ax=None`` (or ``axes``) and return the matplotlib Figure; nothing here calls ``plt.show()``.
+``ax=None`` (or ``axes``) and return the matplotlib Figure; they never open a window.
 """
 
 from __future__ import annotations

@@ -43,6 +43,12 @@ def test_shrinkage_is_the_weight_on_the_direct_estimate(milk):
     implied = (table["eblup"] - table["synthetic"]) / (table["direct"] - table["synthetic"])
     assert implied.to_numpy() == pytest.approx(table["shrinkage"].to_numpy())
     assert (table["mse"] < table["direct_var"]).all()  # the EBLUP improves on every direct estimate
+    half = 1.959964 * np.sqrt(table["mse"])  # 95% normal interval
+    assert (table["upper"] - table["eblup"]).to_numpy() == pytest.approx(half.to_numpy(), rel=1e-5)
+    assert (
+        set(table["flag"]) <= {"reliable", "caution", "unreliable"}
+        and table["flag_reason"].notna().all()
+    )
 
 
 def test_sigma2_at_zero_is_reported_not_hidden():
