@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ROOT
+from conftest import ROOT, benchmark_script
 
 import sae
 from sae.data import load_inputs
@@ -102,12 +102,7 @@ def test_bayesian_fay_herriot_agrees_with_the_reml_eblup_on_milk():
 def test_spatial_fh_beats_plain_fh_on_a_spatial_truth():
     # simulated truth (benchmarks/fay_herriot_simulation/simulate.py, seed 0); the full study is
     # benchmarks/fay_herriot_simulation/run.py
-    import sys
-
-    sys.path.insert(0, str(ROOT / "benchmarks" / "fay_herriot_simulation"))
-    from run import replicate
-
-    plain, spatial = replicate(seed=0, draws=400)
+    plain, spatial = benchmark_script("fay_herriot_simulation").replicate(seed=0, draws=400)
     assert spatial["rmse_model"] < plain["rmse_model"] < plain["rmse_direct"]
     assert spatial["coverage"] >= 0.85 and plain["coverage"] >= 0.85
 
