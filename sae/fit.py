@@ -285,6 +285,17 @@ class Fit:
             + f"; map-wide {ratios}"
         )
 
+    def check(self) -> dict:
+        """Model checks (`sae.checks`): posterior predictive totals (count models), Moran's I of
+        the area residuals (count models), and PSIS-LOO for comparing models on the same data."""
+        from sae import checks
+
+        result = {"loo": checks.loo(self)}
+        if self.spec.model.family != "gaussian":
+            result["posterior_predictive"] = checks.posterior_predictive(self)
+            result["residual_morans_i"] = checks.residual_morans_i(self)
+        return result
+
     def save(
         self, directory: str | Path, force: bool = False, maps: bool = False, report: bool = False
     ) -> Path:

@@ -208,3 +208,23 @@ def test_binomial_fit_with_the_pymc_backend(tmp_path):
     assert "trials" in estimates.columns and fit.spec.per == 100  # percent
     assert ((estimates["lower"] < 20) & (estimates["upper"] > 20)).mean() >= 0.8
     assert (estimates["crude"] == estimates["observed"] / 200 * 100).all()
+
+
+@pytest.mark.slow
+def test_model_checks_on_the_synthetic_fit(synthetic):
+    from scipy import stats
+
+    from sae import checks
+
+    fit, _, _ = synthetic
+    result = fit.check()
+    assert np.isfinite(result["loo"].elpd_loo)
+    ppc = result["posterior_predictive"].set_index("group")
+    assert ppc.loc["all groups", "observed"] == fit.inputs.cells.frame["count"].sum()
+    assert 0.05 < ppc.loc["all groups", "p_value"] < 0.95  # the model was simulated from: no misfit
+    rows, mean = checks.fitted_draws(fit)
+    log_lik = checks.pointwise_log_likelihood(fit)
+    assert log_lik[0, 0, 0] == pytest.approx(
+        stats.poisson.logpmf(rows["count"].iloc[0], mean[0, 0, 0])
+    )
+    assert -1.0 <= result["residual_morans_i"]["morans_i"] <= 1.0
