@@ -228,3 +228,13 @@ def test_model_checks_on_the_synthetic_fit(synthetic):
         stats.poisson.logpmf(rows["count"].iloc[0], mean[0, 0, 0])
     )
     assert -1.0 <= result["residual_morans_i"]["morans_i"] <= 1.0
+
+
+@pytest.mark.slow
+def test_prior_predictive_replicates_every_data_row(synthetic):
+    from sae.prior_predictive import prior_predictive
+
+    fit, _, _ = synthetic
+    summary, replicated = prior_predictive(fit, draws=200)
+    assert replicated.shape == (200, len(fit.design.response))
+    assert (replicated >= 0).all() and len(summary) == 200
