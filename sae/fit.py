@@ -63,26 +63,32 @@ class Fit:
     idata: az.InferenceData
     diagnostics: dict
     seconds: dict = field(default_factory=dict)
-    _estimates: pd.DataFrame | None = field(default=None, repr=False)
-    _stratum_draws: np.ndarray | None = field(default=None, repr=False)
+    _memo: dict = field(default_factory=dict, init=False, repr=False)
+
+    def memo(self, key: tuple, compute):
+        """Derived draws and tables are computed once per fit (gaps, maps and the report share them)."""
+        if key not in self._memo:
+            self._memo[key] = compute()
+        return self._memo[key]
 
     def stratum_draws(self) -> np.ndarray:
         """Draws of every grid row's rate (per `spec.per`): array (chain, draw, row), cached."""
-        if self._stratum_draws is None:
-            posterior = self.idata.posterior
-            grid = self.design.grid
-            names = [name for name in posterior.data_vars if "draw" in posterior[name].dims]
-            chains = []
-            for chain in range(posterior.sizes["chain"]):
-                draws = {name: posterior[name].isel(chain=chain).to_numpy() for name in names}
-                params = bym2.posterior_params(
-                    draws, self.design, self.inputs.graph, self.spec.model.group_effects
-                )
-                eta = linear_predictor(params, grid.area, grid.group, grid.X)
-                rates = inverse_link(eta, self.spec.model.family, self.spec.model.transform)
-                chains.append(rates * self.spec.per)
-            self._stratum_draws = np.stack(chains)
-        return self._stratum_draws
+        return self.memo(("stratum draws",), self.compute_stratum_draws)
+
+    def compute_stratum_draws(self) -> np.ndarray:
+        posterior = self.idata.posterior
+        grid = self.design.grid
+        names = [name for name in posterior.data_vars if "draw" in posterior[name].dims]
+        chains = []
+        for chain in range(posterior.sizes["chain"]):
+            draws = {name: posterior[name].isel(chain=chain).to_numpy() for name in names}
+            params = bym2.posterior_params(
+                draws, self.design, self.inputs.graph, self.spec.model.group_effects
+            )
+            eta = linear_predictor(params, grid.area, grid.group, grid.X)
+            rates = inverse_link(eta, self.spec.model.family, self.spec.model.transform)
+            chains.append(rates * self.spec.per)
+        return np.stack(chains)
 
     def rate_draws(self, unit: tuple[str, ...] = CELL, adjusted: bool = False) -> xr.DataArray:
         """Posterior draws of each unit's rate, dims (chain, draw, unit), labelled by the unit keys.
@@ -91,6 +97,11 @@ class Fit:
         for map-wide group rates. Strata are combined with the unit's own exposure mix (so rates
         are comparable with crude rates) or, with `adjusted`, standardised by age (`sae.standardize`).
         """
+        return self.memo(
+            ("rate draws", unit, adjusted), lambda: self.compute_rate_draws(unit, adjusted)
+        )
+
+    def compute_rate_draws(self, unit: tuple[str, ...], adjusted: bool) -> xr.DataArray:
         age = self.spec.output.age_stratum if adjusted else None
         units, matrix = self.design.grid.aggregation(unit, age, self.age_weights() if age else None)
         draws = weighted_sum(self.stratum_draws(), matrix)
@@ -106,7 +117,13 @@ class Fit:
         return user_weights(pd.read_csv(path, dtype={"age": str}), bands, str(path))
 
     def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
-        """Observed, exposure, crude rate, posterior summaries and flags for each unit."""
+        """Observed, exposure, crude rate, posterior summaries and flags for each unit (a copy)."""
+        table = self.memo(
+            ("unit table", unit, adjusted), lambda: self.compute_unit_table(unit, adjusted)
+        )
+        return table.copy()
+
+    def compute_unit_table(self, unit: tuple[str, ...], adjusted: bool) -> pd.DataFrame:
         draws = self.rate_draws(unit, adjusted)
         gaussian = self.spec.model.family == "gaussian"
         if gaussian:
@@ -127,20 +144,21 @@ class Fit:
 
         With an age stratum ([output] age_stratum) the age-adjusted rate follows in `adj_*` columns.
         """
-        if self._estimates is None:
-            table = self.unit_table(CELL)
-            if self.spec.output.age_stratum:
-                adjusted = self.unit_table(CELL, adjusted=True)
-                for column in ("mean", "lower", "upper", "rse", "flag", "flag_reason"):
-                    table[f"adj_{column}"] = adjusted[column]
-            table = table.rename(columns={"exposure": self.spec.exposure})
-            gaussian = self.spec.model.family == "gaussian"
-            columns = DIRECT_COLUMNS if gaussian else ESTIMATE_COLUMNS
-            if gaussian:
-                table = table.drop(columns=["observed"])
-            first = [c.format(exposure=self.spec.exposure) for c in columns]
-            self._estimates = table[first + [c for c in table.columns if c not in first]]
-        return self._estimates.copy()
+        return self.memo(("estimates",), self.compute_estimates).copy()
+
+    def compute_estimates(self) -> pd.DataFrame:
+        table = self.unit_table(CELL)
+        if self.spec.output.age_stratum:
+            adjusted = self.unit_table(CELL, adjusted=True)
+            for column in ("mean", "lower", "upper", "rse", "flag", "flag_reason"):
+                table[f"adj_{column}"] = adjusted[column]
+        table = table.rename(columns={"exposure": self.spec.exposure})
+        gaussian = self.spec.model.family == "gaussian"
+        columns = DIRECT_COLUMNS if gaussian else ESTIMATE_COLUMNS
+        if gaussian:
+            table = table.drop(columns=["observed"])
+        first = [c.format(exposure=self.spec.exposure) for c in columns]
+        return table[first + [c for c in table.columns if c not in first]]
 
     @property
     def reference_group(self) -> str:

@@ -155,7 +155,7 @@ def plot_estimates(
     groups = list(dict.fromkeys(estimates["group"]))
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
     bounds = classify(values, scheme, k, breaks)
-    low = float(np.nanmin(values)) if breaks is None else float(np.nanmin(values))
+    low = float(np.nanmin(values))
     colours = plt.get_cmap(cmap)(np.linspace(0.1, 0.95, len(bounds)))
     listed = ListedColormap(colours)
     norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
