@@ -1,27 +1,46 @@
-"""Coverage and accuracy of the race × place count model against a known truth (Pennsylvania).
+"""Coverage and accuracy of sae's intervals against a known truth, on real geometry.
 
-    .venv/bin/python benchmarks/coverage/run.py [--replications 4] [--draws 500]
+    .venv/bin/python benchmarks/coverage/run.py --study pennsylvania [--replications 4] [--draws 500]
+    .venv/bin/python benchmarks/coverage/run.py --study us_counties  [--replications 3]
+    .venv/bin/python benchmarks/coverage/run.py --study us_survey    [--replications 3]
+    .venv/bin/python benchmarks/coverage/run.py --report   # RESULTS.md and figures from saved results
 
-Geometry and populations are real: the 67 Pennsylvania counties and their 2000 populations by race
-(white / non-white) × sex × 4 age bands, so cells run from a few hundred to a million people. The
-truth, for each replication r (seed r):
+Each study writes cells_<study>.csv and gaps_<study>.csv here; `--report` (also run after every
+study) rebuilds RESULTS.md and coverage_<study>.png from all saved results. Every replication r
+uses seed r for the truth and is fitted with 2 chains.
 
-- *well-specified*: log θ_igk = log λ_k + α_g + b_i + c_ig, with λ_k the observed statewide
-  sex × age rates, α_non-white = log 1.2, b a BYM2 field (σ = 0.3, ρ = 0.7) drawn from the graph's
-  scaled ICAR covariance plus iid noise, and c_ig ~ N(0, 0.15²);
-- *sharp boundary* (misspecified): b_i = ±0.35 east or west of the median county longitude, a
-  step the smooth BYM2 field cannot follow.
+**pennsylvania**: race × place count model on the 67 counties with their real 2000 populations by
+race (white / non-white) × sex × 4 age bands. Truth: log θ_igk = log λ_k + α_g + b_i + c_ig, λ_k
+the observed statewide sex × age rates, α_non-white = log 1.2, c_ig ~ N(0, 0.15²), and
+- *well-specified*: b a BYM2 field (σ = 0.3, ρ = 0.7);
+- *sharp boundary*: b_i = ±0.35 east or west of the median county longitude.
+Fitted with the main job's model (iid group effects, PC priors, crude-mix rates).
 
-Counts are Poisson(population × θ). Each replication is fitted with the main job's model (iid group
-effects, PC priors; crude-mix rates). For every area × group cell the script records whether the
-95% interval covers the true rate, the errors of the posterior mean and of the direct (crude)
-rate, and the flag; for every county the same for the non-white / white rate ratio. Results go to
-results.csv and RESULTS.md (by expected-events band) with coverage.png.
+**us_counties**: the same model on the 3,107 US counties × 4 groups (white, black, hispanic,
+asian_other) with simulated populations (`truths.us_populations`; 12,428 cells from 10 people to
+over a million). Truth: log θ_ig = log(60 per 100,000) + α_g + b_i + c_ig, α = (0, log 1.2,
+log 0.7, log 0.6), c_ig ~ N(0, 0.15²), and
+- *well-specified*: b a BYM2 field (σ = 0.3, ρ = 0.7; the two island counties get σ v);
+- *state steps*: b_i one N(0, 0.3²) level per state, jumping at state lines.
+
+**us_survey**: the spatial Fay–Herriot model (BYM2 area effect, iid group effects) on the same
+counties × groups, for a survey prevalence. Respondents per cell from `truths.survey_samples`
+(cells with no respondents have no direct estimate and are predicted). Truth: θ_ig = 0.15 + a_g +
+b_i + c_ig on the prevalence scale, a = (0, 0.03, 0.02, −0.03), b a BYM2 field (σ = 0.04,
+ρ = 0.8), c_ig ~ N(0, 0.015²), kept inside [0.005, 0.995], and
+- *well-specified*: direct estimates ~ N(θ, ψ) with the true ψ = θ(1 − θ)/n given to sae;
+- *estimated variances*: what surveys deliver: p̂ = Binomial(n, θ)/n with ψ̂ = p̂(1 − p̂)/n, which is
+  0 when p̂ is 0 or 1 (sae then fills it from its generalised variance function in n).
+
+Scored for every cell: does the 95% interval cover the truth, error of the posterior mean and of
+the direct estimate, the flag; for every area and non-reference group: does the interval of the
+gap to the reference group (rate ratio for counts, difference for prevalences) cover the truth.
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import warnings
 from pathlib import Path
 
@@ -33,38 +52,65 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parents[1]
+sys.path.insert(0, str(HERE))
+from truths import (  # noqa: E402
+    bym2_field,
+    state_steps,
+    survey_samples,
+    us_populations,
+)
+
 import sae  # noqa: E402
 from sae.data import load_inputs  # noqa: E402
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
-BANDS = [0, 5, 20, 100, np.inf]
-BAND_LABELS = ["< 5", "5–20", "20–100", "> 100"]
+EVENT_BANDS = ([0, 5, 20, 100, np.inf], ["< 5", "5–20", "20–100", "> 100"])
+RESPONDENT_BANDS = ([0, 1, 10, 50, np.inf], ["none", "1–9", "10–49", "≥ 50"])
+SCENARIOS = {
+    "pennsylvania": ("well-specified", "sharp boundary"),
+    "us_counties": ("well-specified", "state steps"),
+    "us_survey": ("well-specified", "estimated variances"),
+}
+STUDY_TITLES = {
+    "pennsylvania": "Race × place count model, 67 Pennsylvania counties × 2 groups",
+    "us_counties": "Race × place count model, 3,107 US counties × 4 groups",
+    "us_survey": "Spatial Fay–Herriot, 3,107 US counties × 4 groups (prevalence, percentage points)",
+}
+US_LOG_RATE_RATIO = {"white": 0.0, "black": np.log(1.2), "hispanic": np.log(0.7),
+                     "asian_other": np.log(0.6)}  # fmt: skip
+US_PREVALENCE_SHIFT = {"white": 0.0, "black": 0.03, "hispanic": 0.02, "asian_other": -0.03}
 
 
-def base_spec(draws: int) -> sae.Spec:
+def sampler(draws: int) -> dict:
+    return {"chains": 2, "draws": draws, "tune": draws}
+
+
+def quiet_fit(spec: sae.Spec, cells: pd.DataFrame, areas: gpd.GeoDataFrame) -> sae.Fit:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sae.fit(spec, cells=cells, areas=areas, progress=False)
+
+
+def graph_of(spec: sae.Spec, cells: pd.DataFrame, areas: gpd.GeoDataFrame):
+    return load_inputs(spec, cells=cells, areas=areas).graph
+
+
+# Pennsylvania ---------------------------------------------------------------------------------
+
+
+def pennsylvania_spec(draws: int) -> sae.Spec:
     spec = sae.load_spec(ROOT / "models" / "pennsylvania_lung_race.toml")
-    return spec.replace(
-        data={"covariates": ()},
-        output={"age_stratum": None, "reference_group": "white"},
-        sampler={"chains": 2, "draws": draws, "tune": draws},
-    )
+    return spec.replace(data={"covariates": ()}, sampler=sampler(draws),
+                        output={"age_stratum": None, "reference_group": "white"})  # fmt: skip
 
 
-def bym2_draw(graph, sigma: float, rho: float, rng) -> np.ndarray:
-    """One draw of σ(√(ρ/s) u + √(1 − ρ) v) with u ~ N(0, L⁺) on a connected graph."""
-    values, vectors = np.linalg.eigh(graph.laplacian(np.arange(graph.n_areas)))
-    u = vectors[:, 1:] @ (rng.normal(size=graph.n_areas - 1) / np.sqrt(values[1:]))
-    s = graph.scaling_factor[0]
-    return sigma * (np.sqrt(rho / s) * u + np.sqrt(1 - rho) * rng.normal(size=graph.n_areas))
-
-
-def simulate(cells: pd.DataFrame, graph, areas, scenario: str, seed: int) -> pd.DataFrame:
+def simulate_pennsylvania(cells, graph, areas, scenario: str, seed: int) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     stratum_rate = cells.groupby(["sex", "age"])["cases"].transform("sum") / cells.groupby(
         ["sex", "age"])["population"].transform("sum")  # fmt: skip
     if scenario == "well-specified":
-        b = bym2_draw(graph, 0.3, 0.7, rng)
+        b = bym2_field(graph, 0.3, 0.7, rng)
     else:
         lon = areas.set_index("fips").loc[list(graph.ids)].geometry.centroid.x.to_numpy()
         b = np.where(lon > np.median(lon), 0.35, -0.35)
@@ -77,59 +123,202 @@ def simulate(cells: pd.DataFrame, graph, areas, scenario: str, seed: int) -> pd.
     return cells.assign(theta=theta, cases=rng.poisson(cells["population"] * theta))
 
 
-def true_cell_rates(simulated: pd.DataFrame) -> pd.DataFrame:
-    grouped = simulated.assign(expected=simulated["population"] * simulated["theta"]).groupby(
-        ["fips", "race"]
-    )
-    table = grouped[["expected", "population"]].sum().reset_index()
-    return table.assign(true_rate=table["expected"] / table["population"] * 1e5).rename(
-        columns={"fips": "area", "race": "group"})  # fmt: skip
-
-
-def replicate(scenario: str, seed: int, draws: int) -> tuple[pd.DataFrame, pd.DataFrame]:
-    spec = base_spec(draws)
+def replicate_pennsylvania(scenario: str, seed: int, draws: int):
+    spec = pennsylvania_spec(draws)
     cells = pd.read_csv(
         ROOT / "benchmarks" / "pennsylvania_lung" / "cells.csv", dtype={"fips": str}
     )
     areas = gpd.read_file(ROOT / "shapefiles" / "pennsylvania_counties.gpkg")
-    graph = load_inputs(spec, cells=cells, areas=areas).graph
-    simulated = simulate(cells, graph, areas.to_crs(areas.estimate_utm_crs()), scenario, seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        fit = sae.fit(spec, cells=simulated.drop(columns="theta"), areas=areas, progress=False)
-    truth = true_cell_rates(simulated)
-    estimates = fit.estimates().merge(
-        truth[["area", "group", "expected", "true_rate"]], on=["area", "group"]
+    graph = graph_of(spec, cells, areas)
+    simulated = simulate_pennsylvania(
+        cells, graph, areas.to_crs(areas.estimate_utm_crs()), scenario, seed
     )
-    estimates = estimates.assign(scenario=scenario, seed=seed,
-                                 covered=(estimates["lower"] <= estimates["true_rate"])
-                                 & (estimates["true_rate"] <= estimates["upper"]))  # fmt: skip
-    wide = truth.pivot(index="area", columns="group", values="true_rate")
-    gaps = fit.gaps("white").assign(
-        true_ratio=lambda g: g["area"].map(wide["non-white"] / wide["white"])
+    fit = quiet_fit(spec, simulated.drop(columns="theta"), areas)
+    expected = simulated.assign(expected=simulated["population"] * simulated["theta"])
+    truth = expected.groupby(["fips", "race"])[["expected", "population"]].sum().reset_index()
+    truth = truth.rename(columns={"fips": "area", "race": "group"}).assign(
+        truth=lambda t: t["expected"] / t["population"] * 1e5, size=lambda t: t["expected"]
     )
-    gaps = gaps.assign(scenario=scenario, seed=seed,
-                       covered=(gaps["ratio_lower"] <= gaps["true_ratio"]) & (gaps["true_ratio"] <= gaps["ratio_upper"]))  # fmt: skip
-    return estimates, gaps
+    return score(fit, truth, "ratio", "pennsylvania", scenario, seed)
 
 
-def band_table(estimates: pd.DataFrame) -> pd.DataFrame:
-    e = estimates.assign(band=pd.cut(estimates["expected"], BANDS, labels=BAND_LABELS, right=False),
-                         model_error=estimates["mean"] - estimates["true_rate"],
-                         direct_error=estimates["crude"] - estimates["true_rate"])  # fmt: skip
+# US counties, counts ----------------------------------------------------------------------------
+
+
+def us_areas() -> gpd.GeoDataFrame:
+    return gpd.read_file(ROOT / "shapefiles" / "us_counties_lower48.gpkg")
+
+
+def us_count_spec(draws: int) -> sae.Spec:
+    return sae.spec_from_dict({
+        "title": "Simulated counts, US counties x 4 groups",
+        "data": {"area_id": "fips", "area_name": "county_name", "group": "group",
+                 "count": "cases", "population": "population"},
+        "model": {"group_effects": "iid"},
+        "output": {"reference_group": "white"},
+        "sampler": sampler(draws),
+    })  # fmt: skip
+
+
+def us_area_effect(graph, areas, scenario: str, sigma: float, rho: float, step_sd: float, rng):
+    """The true area effect in the order of `areas`: a BYM2 draw or one level per state."""
+    if scenario in ("well-specified", "estimated variances"):
+        return bym2_field(graph, sigma, rho, rng)[pd.Index(graph.ids).get_indexer(areas["fips"])]
+    return state_steps(areas["fips"], step_sd, rng)
+
+
+def cell_deviation(populations: pd.DataFrame, sd: float, rng) -> np.ndarray:
+    return rng.normal(0.0, sd, len(populations))
+
+
+def replicate_us_counties(scenario: str, seed: int, draws: int):
+    spec, areas = us_count_spec(draws), us_areas()
+    graph = graph_of(spec, us_placeholder(areas), areas)
+    populations = us_populations(areas, graph)
+    rng = np.random.default_rng(seed)
+    b = pd.Series(us_area_effect(graph, areas, scenario, 0.3, 0.7, 0.3, rng), index=areas["fips"])
+    log_theta = (np.log(60e-5) + populations["group"].map(US_LOG_RATE_RATIO)
+                 + populations["fips"].map(b) + cell_deviation(populations, 0.15, rng))  # fmt: skip
+    theta = np.exp(log_theta.to_numpy())
+    cells = populations.assign(
+        cases=rng.poisson(populations["population"] * theta),
+        county_name=populations["fips"].map(areas.set_index("fips")["county_name"]),
+    )
+    fit = quiet_fit(spec, cells, areas)
+    truth = populations.rename(columns={"fips": "area"}).assign(
+        truth=theta * 1e5, size=populations["population"] * theta
+    )
+    return score(fit, truth, "ratio", "us_counties", scenario, seed)
+
+
+def us_placeholder(areas: gpd.GeoDataFrame) -> pd.DataFrame:
+    """A minimal valid cell table, only to build the graph before the populations exist."""
+    return pd.DataFrame({"fips": areas["fips"], "county_name": areas["county_name"],
+                         "group": "white", "population": 1, "cases": 0})  # fmt: skip
+
+
+# US counties, survey -----------------------------------------------------------------------------
+
+
+def us_survey_spec(draws: int) -> sae.Spec:
+    return sae.spec_from_dict({
+        "title": "Simulated survey prevalence, US counties x 4 groups",
+        "data": {"area_id": "fips", "area_name": "county_name", "group": "group",
+                 "estimate": "prevalence", "variance": "variance", "sample_size": "n"},
+        "model": {"family": "gaussian", "spatial": "bym2", "group_effects": "iid"},
+        "output": {"reference_group": "white"},
+        "sampler": sampler(draws),
+    })  # fmt: skip
+
+
+def survey_estimates(theta: np.ndarray, n: np.ndarray, scenario: str, rng):
+    """Direct estimates and their sampling variances (NaN where a cell has no respondents)."""
+    sampled = n > 0
+    safe_n = np.maximum(n, 1)
+    if scenario == "well-specified":
+        variance = theta * (1 - theta) / safe_n
+        estimate = rng.normal(theta, np.sqrt(variance))
+    else:
+        estimate = rng.binomial(n, theta) / safe_n
+        variance = estimate * (1 - estimate) / safe_n
+    return np.where(sampled, estimate, np.nan), np.where(sampled, variance, np.nan)
+
+
+def replicate_us_survey(scenario: str, seed: int, draws: int):
+    spec, areas = us_survey_spec(draws), us_areas()
+    graph = graph_of(us_count_spec(draws), us_placeholder(areas), areas)
+    populations = us_populations(areas, graph)
+    rng = np.random.default_rng(seed)
+    n = survey_samples(populations, rng)
+    b = pd.Series(us_area_effect(graph, areas, scenario, 0.04, 0.8, 0.0, rng), index=areas["fips"])
+    theta = (0.15 + populations["group"].map(US_PREVALENCE_SHIFT) + populations["fips"].map(b)
+             + cell_deviation(populations, 0.015, rng)).clip(0.005, 0.995).to_numpy()  # fmt: skip
+    estimate, variance = survey_estimates(theta, n, scenario, rng)
+    cells = populations.assign(
+        prevalence=estimate, variance=variance, n=n,
+        county_name=populations["fips"].map(areas.set_index("fips")["county_name"]),
+    )  # fmt: skip
+    fit = quiet_fit(spec, cells, areas)
+    truth = populations.rename(columns={"fips": "area"}).assign(truth=theta, size=n)
+    return score(fit, truth, "difference", "us_survey", scenario, seed)
+
+
+# Scoring ---------------------------------------------------------------------------------------
+
+
+def score(fit: sae.Fit, truth: pd.DataFrame, gap: str, study: str, scenario: str, seed: int):
+    """Cell and gap tables with coverage and errors; `truth` has area, group, truth and size."""
+    labels = {"study": study, "scenario": scenario, "seed": seed}
+    cells = fit.estimates().merge(truth[["area", "group", "truth", "size"]], on=["area", "group"])
+    direct = cells["crude"] if "crude" in cells else cells["direct"]
+    cells = cells.assign(direct_estimate=direct, **labels,
+                         covered=(cells["lower"] <= cells["truth"]) & (cells["truth"] <= cells["upper"]))  # fmt: skip
+    wide = truth.pivot(index="area", columns="group", values="truth")
+    gaps = fit.gaps(fit.spec.output.reference_group)
+    reference = fit.spec.output.reference_group
+    measure = "ratio" if gap == "ratio" else "diff"
+    true_gap = [
+        wide.at[a, g] / wide.at[a, reference]
+        if gap == "ratio"
+        else wide.at[a, g] - wide.at[a, reference]
+        for a, g in zip(gaps["area"], gaps["group"], strict=True)
+    ]
+    gaps = gaps.merge(truth[["area", "group", "size"]], on=["area", "group"]).assign(
+        measure=gap, true_gap=true_gap, **labels
+    )
+    gaps = gaps.assign(covered=(gaps[f"{measure}_lower"] <= gaps["true_gap"])
+                       & (gaps["true_gap"] <= gaps[f"{measure}_upper"]))  # fmt: skip
+    return cells, gaps
+
+
+# Report ----------------------------------------------------------------------------------------
+
+STUDY_UNIT = {"pennsylvania": 1.0, "us_counties": 1.0, "us_survey": 100.0}  # survey: % points
+
+
+def rmse(errors: pd.Series) -> float:
+    return float(np.sqrt(np.mean(errors.dropna() ** 2))) if errors.notna().any() else np.nan
+
+
+def banded(frame: pd.DataFrame, study: str) -> pd.DataFrame:
+    edges, labels = RESPONDENT_BANDS if study == "us_survey" else EVENT_BANDS
+    return frame.assign(band=pd.cut(frame["size"], edges, labels=labels, right=False))
+
+
+def band_table(cells: pd.DataFrame, study: str) -> pd.DataFrame:
+    unit = STUDY_UNIT[study]
+    e = banded(cells, study).assign(model_error=(cells["mean"] - cells["truth"]) * unit,
+                                    direct_error=(cells["direct_estimate"] - cells["truth"]) * unit)  # fmt: skip
     grouped = e.groupby(["scenario", "band"], observed=True)
     return pd.DataFrame({
         "cells": grouped.size(),
         "coverage_95": grouped["covered"].mean().round(3),
-        "rmse_sae": grouped["model_error"].apply(lambda x: np.sqrt(np.mean(x**2))).round(1),
-        "rmse_direct": grouped["direct_error"].apply(lambda x: np.sqrt(np.mean(x**2))).round(1),
+        "rmse_sae": grouped["model_error"].apply(rmse).round(2),
+        "rmse_direct": grouped["direct_error"].apply(rmse).round(2),
+        "mean_width": grouped.apply(lambda g: ((g["upper"] - g["lower"]) * unit).mean(),
+                                    include_groups=False).round(2),
     }).reset_index()  # fmt: skip
 
 
-def flag_table(estimates: pd.DataFrame) -> pd.DataFrame:
-    relative = (estimates["mean"] - estimates["true_rate"]).abs() / estimates["true_rate"]
-    e = estimates.assign(relative_error=relative)
-    grouped = e.groupby(["scenario", "flag"])
+def gap_table(gaps: pd.DataFrame, study: str) -> pd.DataFrame:
+    """Coverage of gap intervals, and whether gaps flagged `clear` point the right way."""
+    null = np.where(gaps["measure"] == "ratio", 1.0, 0.0)
+    right_way = (gaps["prob_higher"] >= 0.5) == (gaps["true_gap"] > null)
+    clear = gaps["flag"] == "clear"
+    grouped = banded(gaps.assign(clear=clear, clear_right=right_way.where(clear)), study).groupby(
+        ["scenario", "band"], observed=True
+    )
+    return pd.DataFrame({
+        "gaps": grouped.size(),
+        "coverage_95": grouped["covered"].mean().round(3),
+        "share_flagged_clear": grouped["clear"].mean().round(3),
+        "clear_in_true_direction": grouped["clear_right"].mean().round(3),
+    }).reset_index()  # fmt: skip
+
+
+def flag_table(cells: pd.DataFrame) -> pd.DataFrame:
+    relative = (cells["mean"] - cells["truth"]).abs() / cells["truth"].abs()
+    grouped = cells.assign(relative_error=relative).groupby(["scenario", "flag"])
     return pd.DataFrame({
         "cells": grouped.size(),
         "median_relative_error": grouped["relative_error"].median().round(3),
@@ -140,71 +329,85 @@ def flag_table(estimates: pd.DataFrame) -> pd.DataFrame:
 
 def markdown(frame: pd.DataFrame) -> str:
     header = "| " + " | ".join(frame.columns) + " |\n|" + "---|" * len(frame.columns)
-    return (
-        header
-        + "\n"
-        + "\n".join(
-            "| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False)
-        )
-    )
+    rows = ("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))
+    return header + "\n" + "\n".join(rows)
 
 
-def plot(bands: pd.DataFrame, path: Path) -> None:
+def plot(bands: pd.DataFrame, study: str, path: Path) -> None:
+    size = "respondents" if study == "us_survey" else "expected events"
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
     for scenario, rows in bands.groupby("scenario"):
         axes[0].plot(rows["band"].astype(str), rows["coverage_95"], marker="o", label=scenario)
-        axes[1].plot(
-            rows["band"].astype(str),
-            rows["rmse_sae"] / rows["rmse_direct"],
-            marker="o",
-            label=scenario,
-        )
+        axes[1].plot(rows["band"].astype(str), rows["rmse_sae"] / rows["rmse_direct"], marker="o",
+                     label=scenario)  # fmt: skip
     axes[0].axhspan(0.93, 0.97, color="#dddddd", label="target 93–97%")
-    axes[0].set(
-        title="Coverage of 95% intervals (cell rates)",
-        xlabel="expected events in the cell",
-        ylim=(0.5, 1),
-    )
+    axes[0].set(title="Coverage of 95% intervals (cells)", xlabel=f"{size} in the cell",
+                ylim=(0.5, 1))  # fmt: skip
     axes[1].axhline(1, color="#888888", lw=0.8)
-    axes[1].set(title="RMSE of sae / RMSE of the direct rate", xlabel="expected events in the cell")
+    axes[1].set(title="RMSE of sae / RMSE of the direct estimate", xlabel=f"{size} in the cell")
     axes[0].legend(fontsize=8)
+    fig.suptitle(STUDY_TITLES[study], fontsize=10)
     fig.tight_layout()
     fig.savefig(path, dpi=150)
+    plt.close(fig)
+
+
+def study_section(study: str) -> str:
+    cells = pd.read_csv(HERE / f"cells_{study}.csv", dtype={"area": str})
+    gaps = pd.read_csv(HERE / f"gaps_{study}.csv", dtype={"area": str})
+    bands = band_table(cells, study)
+    plot(bands, study, HERE / f"coverage_{study}.png")
+    seeds = cells.groupby("scenario")["seed"].nunique().to_dict()
+    size = "respondents" if study == "us_survey" else "expected events"
+    gap_kind = "difference" if study == "us_survey" else "rate ratio"
+    return (
+        f"## {STUDY_TITLES[study]}\n\nReplications per scenario: {seeds}; see `run.py` for the truth.\n\n"
+        f"![coverage and RMSE by cell size](coverage_{study}.png)\n\n"
+        f"### Cells by {size}\n\n{markdown(bands)}\n\n"
+        f"### Gap to the reference group ({gap_kind}) by {size} in the group's cell\n\n"
+        f"{markdown(gap_table(gaps, study))}\n\n"
+        f"### Do the flags pick out the large errors?\n\n{markdown(flag_table(cells))}\n"
+    )
+
+
+def write_report() -> None:
+    studies = [s for s in SCENARIOS if (HERE / f"cells_{s}.csv").exists()]
+    sections = "\n".join(study_section(study) for study in studies)
+    (HERE / "RESULTS.md").write_text(
+        "# Coverage and accuracy with known truth\n\nProduced by `benchmarks/coverage/run.py` "
+        "(2 chains per fit); per-cell results in `cells_<study>.csv` and `gaps_<study>.csv`. "
+        "Coverage is of 95% intervals; RMSE and interval width are in the rate's unit (per 100,000 "
+        "for counts, percentage points for the survey).\n\n" + sections
+    )
+
+
+REPLICATE = {"pennsylvania": replicate_pennsylvania, "us_counties": replicate_us_counties,
+             "us_survey": replicate_us_survey}  # fmt: skip
+
+
+def run_study(study: str, replications: int, draws: int) -> None:
+    cells, gaps = [], []
+    for scenario in SCENARIOS[study]:
+        for seed in range(replications):
+            c, g = REPLICATE[study](scenario, seed, draws)
+            cells.append(c)
+            gaps.append(g)
+            print(study, scenario, seed, round(c["covered"].mean(), 3),
+                  round(g["covered"].mean(), 3), flush=True)  # fmt: skip
+    pd.concat(cells).to_csv(HERE / f"cells_{study}.csv", index=False)
+    pd.concat(gaps).to_csv(HERE / f"gaps_{study}.csv", index=False)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--replications", type=int, default=4)
+    parser.add_argument("--study", choices=list(SCENARIOS))
+    parser.add_argument("--replications", type=int, default=3)
     parser.add_argument("--draws", type=int, default=500)
+    parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
     args = parser.parse_args()
-    estimates, gaps = [], []
-    for scenario in ("well-specified", "sharp boundary"):
-        for seed in range(args.replications):
-            e, g = replicate(scenario, seed, args.draws)
-            estimates.append(e)
-            gaps.append(g)
-            print(
-                scenario,
-                seed,
-                round(e["covered"].mean(), 3),
-                round(g["covered"].mean(), 3),
-                flush=True,
-            )
-    estimates, gaps = pd.concat(estimates), pd.concat(gaps)
-    estimates.to_csv(HERE / "results.csv", index=False)
-    gaps.to_csv(HERE / "gap_results.csv", index=False)
-    bands = band_table(estimates)
-    plot(bands, HERE / "coverage.png")
-    gap_summary = gaps.groupby("scenario")["covered"].agg(["size", "mean"]).round(3).reset_index()
-    gap_summary.columns = ["scenario", "counties × replications", "coverage_95"]
-    (HERE / "RESULTS.md").write_text(
-        f"# Coverage with known truth: race × place count model, Pennsylvania\n\n"
-        f"{args.replications} replications per scenario (seeds 0–{args.replications - 1}), 2 chains × "
-        f"{args.draws} draws; see `run.py` for the truth. Cells are area × race (crude-mix rates per 100,000).\n\n"
-        f"![coverage and RMSE by cell size](coverage.png)\n\n## Cell rates by expected events\n\n{markdown(bands)}\n\n"
-        f"## Non-white / white rate ratio per county\n\n{markdown(gap_summary)}\n\n"
-        f"## Do the flags pick out the large errors?\n\n{markdown(flag_table(estimates))}\n"
-    )
+    if args.study:
+        run_study(args.study, args.replications, args.draws)
+    write_report()
 
 
 if __name__ == "__main__":
