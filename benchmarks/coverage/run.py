@@ -5,7 +5,7 @@
     .venv/bin/python benchmarks/coverage/run.py --study us_survey    [--replications 3]
     .venv/bin/python benchmarks/coverage/run.py --report   # RESULTS.md and figures from saved results
 
-Each study writes cells_<study>.csv and gaps_<study>.csv here; `--report` (also run after every
+Each study writes cells_<study>.csv.gz and gaps_<study>.csv.gz here; `--report` (also run after every
 study) rebuilds RESULTS.md and coverage_<study>.png from all saved results. Every replication r
 uses seed r for the truth and is fitted with 2 chains.
 
@@ -31,6 +31,8 @@ b_i + c_ig on the prevalence scale, a = (0, 0.03, 0.02, −0.03), b a BYM2 field
 - *well-specified*: direct estimates ~ N(θ, ψ) with the true ψ = θ(1 − θ)/n given to sae;
 - *estimated variances*: what surveys deliver: p̂ = Binomial(n, θ)/n with ψ̂ = p̂(1 − p̂)/n, which is
   0 when p̂ is 0 or 1 (sae then fills it from its generalised variance function in n).
+- *estimated variances, arcsine*: the same estimates fitted with transform = "arcsine", where sae
+  uses the variance 1/(4n) of asin(√p̂), which does not depend on p̂ (a standard remedy).
 
 Scored for every cell: does the 95% interval cover the truth, error of the posterior mean and of
 the direct estimate, the flag; for every area and non-reference group: does the interval of the
@@ -70,7 +72,7 @@ RESPONDENT_BANDS = ([0, 1, 10, 50, np.inf], ["none", "1–9", "10–49", "≥ 50
 SCENARIOS = {
     "pennsylvania": ("well-specified", "sharp boundary"),
     "us_counties": ("well-specified", "state steps"),
-    "us_survey": ("well-specified", "estimated variances"),
+    "us_survey": ("well-specified", "estimated variances", "estimated variances, arcsine"),
 }
 STUDY_TITLES = {
     "pennsylvania": "Race × place count model, 67 Pennsylvania counties × 2 groups",
@@ -139,7 +141,7 @@ def replicate_pennsylvania(scenario: str, seed: int, draws: int):
     truth = truth.rename(columns={"fips": "area", "race": "group"}).assign(
         truth=lambda t: t["expected"] / t["population"] * 1e5, size=lambda t: t["expected"]
     )
-    return score(fit, truth, "ratio", "pennsylvania", scenario, seed)
+    return score(fit, truth, "ratio", scenario, seed)
 
 
 # US counties, counts ----------------------------------------------------------------------------
@@ -162,7 +164,7 @@ def us_count_spec(draws: int) -> sae.Spec:
 
 def us_area_effect(graph, areas, scenario: str, sigma: float, rho: float, step_sd: float, rng):
     """The true area effect in the order of `areas`: a BYM2 draw or one level per state."""
-    if scenario in ("well-specified", "estimated variances"):
+    if scenario != "state steps":
         return bym2_field(graph, sigma, rho, rng)[pd.Index(graph.ids).get_indexer(areas["fips"])]
     return state_steps(areas["fips"], step_sd, rng)
 
@@ -188,7 +190,7 @@ def replicate_us_counties(scenario: str, seed: int, draws: int):
     truth = populations.rename(columns={"fips": "area"}).assign(
         truth=theta * 1e5, size=populations["population"] * theta
     )
-    return score(fit, truth, "ratio", "us_counties", scenario, seed)
+    return score(fit, truth, "ratio", scenario, seed)
 
 
 def us_placeholder(areas: gpd.GeoDataFrame) -> pd.DataFrame:
@@ -200,12 +202,13 @@ def us_placeholder(areas: gpd.GeoDataFrame) -> pd.DataFrame:
 # US counties, survey -----------------------------------------------------------------------------
 
 
-def us_survey_spec(draws: int) -> sae.Spec:
+def us_survey_spec(draws: int, transform: str) -> sae.Spec:
     return sae.spec_from_dict({
         "title": "Simulated survey prevalence, US counties x 4 groups",
         "data": {"area_id": "fips", "area_name": "county_name", "group": "group",
                  "estimate": "prevalence", "variance": "variance", "sample_size": "n"},
-        "model": {"family": "gaussian", "spatial": "bym2", "group_effects": "iid"},
+        "model": {"family": "gaussian", "spatial": "bym2", "group_effects": "iid",
+                  "transform": transform},
         "output": {"reference_group": "white"},
         "sampler": sampler(draws),
     })  # fmt: skip
@@ -225,7 +228,8 @@ def survey_estimates(theta: np.ndarray, n: np.ndarray, scenario: str, rng):
 
 
 def replicate_us_survey(scenario: str, seed: int, draws: int):
-    spec, areas = us_survey_spec(draws), us_areas()
+    transform = "arcsine" if scenario.endswith("arcsine") else "none"
+    spec, areas = us_survey_spec(draws, transform), us_areas()
     graph = graph_of(us_count_spec(draws), us_placeholder(areas), areas)
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
@@ -240,35 +244,39 @@ def replicate_us_survey(scenario: str, seed: int, draws: int):
     )  # fmt: skip
     fit = quiet_fit(spec, cells, areas)
     truth = populations.rename(columns={"fips": "area"}).assign(truth=theta, size=n)
-    return score(fit, truth, "difference", "us_survey", scenario, seed)
+    return score(fit, truth, "diff", scenario, seed)
 
 
 # Scoring ---------------------------------------------------------------------------------------
 
 
-def score(fit: sae.Fit, truth: pd.DataFrame, gap: str, study: str, scenario: str, seed: int):
-    """Cell and gap tables with coverage and errors; `truth` has area, group, truth and size."""
-    labels = {"study": study, "scenario": scenario, "seed": seed}
+CELL_COLUMNS = ["scenario", "seed", "area", "group", "size", "truth", "direct_estimate", "mean",
+                "lower", "upper", "flag", "covered"]  # fmt: skip
+GAP_COLUMNS = ["scenario", "seed", "area", "group", "size", "measure", "true_gap", "gap_lower",
+               "gap_upper", "prob_higher", "flag", "covered"]  # fmt: skip
+
+
+def score(fit: sae.Fit, truth: pd.DataFrame, measure: str, scenario: str, seed: int):
+    """Cell and gap tables with coverage; `truth` has area, group, truth and size (cell size).
+
+    `measure` is "ratio" (counts) or "diff" (prevalences): the gap to the reference group scored.
+    """
+    labels = {"scenario": scenario, "seed": seed}
     cells = fit.estimates().merge(truth[["area", "group", "truth", "size"]], on=["area", "group"])
     direct = cells["crude"] if "crude" in cells else cells["direct"]
     cells = cells.assign(direct_estimate=direct, **labels,
                          covered=(cells["lower"] <= cells["truth"]) & (cells["truth"] <= cells["upper"]))  # fmt: skip
-    wide = truth.pivot(index="area", columns="group", values="truth")
+    true_rate = truth.set_index(["area", "group"])["truth"]
     gaps = fit.gaps(fit.spec.output.reference_group)
-    reference = fit.spec.output.reference_group
-    measure = "ratio" if gap == "ratio" else "diff"
-    true_gap = [
-        wide.at[a, g] / wide.at[a, reference]
-        if gap == "ratio"
-        else wide.at[a, g] - wide.at[a, reference]
-        for a, g in zip(gaps["area"], gaps["group"], strict=True)
-    ]
+    rate = true_rate.reindex(pd.MultiIndex.from_frame(gaps[["area", "group"]])).to_numpy()
+    reference = true_rate.reindex(pd.MultiIndex.from_frame(gaps[["area", "reference"]])).to_numpy()
+    true_gap = rate / reference if measure == "ratio" else rate - reference
     gaps = gaps.merge(truth[["area", "group", "size"]], on=["area", "group"]).assign(
-        measure=gap, true_gap=true_gap, **labels
-    )
-    gaps = gaps.assign(covered=(gaps[f"{measure}_lower"] <= gaps["true_gap"])
-                       & (gaps["true_gap"] <= gaps[f"{measure}_upper"]))  # fmt: skip
-    return cells, gaps
+        measure=measure, true_gap=true_gap, gap_lower=gaps[f"{measure}_lower"],
+        gap_upper=gaps[f"{measure}_upper"], **labels,
+    )  # fmt: skip
+    gaps = gaps.assign(covered=(gaps["gap_lower"] <= gaps["true_gap"]) & (gaps["true_gap"] <= gaps["gap_upper"]))  # fmt: skip
+    return cells[CELL_COLUMNS], gaps[GAP_COLUMNS]
 
 
 # Report ----------------------------------------------------------------------------------------
@@ -353,8 +361,8 @@ def plot(bands: pd.DataFrame, study: str, path: Path) -> None:
 
 
 def study_section(study: str) -> str:
-    cells = pd.read_csv(HERE / f"cells_{study}.csv", dtype={"area": str})
-    gaps = pd.read_csv(HERE / f"gaps_{study}.csv", dtype={"area": str})
+    cells = pd.read_csv(HERE / f"cells_{study}.csv.gz", dtype={"area": str})
+    gaps = pd.read_csv(HERE / f"gaps_{study}.csv.gz", dtype={"area": str})
     bands = band_table(cells, study)
     plot(bands, study, HERE / f"coverage_{study}.png")
     seeds = cells.groupby("scenario")["seed"].nunique().to_dict()
@@ -371,11 +379,11 @@ def study_section(study: str) -> str:
 
 
 def write_report() -> None:
-    studies = [s for s in SCENARIOS if (HERE / f"cells_{s}.csv").exists()]
+    studies = [s for s in SCENARIOS if (HERE / f"cells_{s}.csv.gz").exists()]
     sections = "\n".join(study_section(study) for study in studies)
     (HERE / "RESULTS.md").write_text(
         "# Coverage and accuracy with known truth\n\nProduced by `benchmarks/coverage/run.py` "
-        "(2 chains per fit); per-cell results in `cells_<study>.csv` and `gaps_<study>.csv`. "
+        "(2 chains per fit); per-cell results in `cells_<study>.csv.gz` and `gaps_<study>.csv.gz`. "
         "Coverage is of 95% intervals; RMSE and interval width are in the rate's unit (per 100,000 "
         "for counts, percentage points for the survey).\n\n" + sections
     )
@@ -385,28 +393,40 @@ REPLICATE = {"pennsylvania": replicate_pennsylvania, "us_counties": replicate_us
              "us_survey": replicate_us_survey}  # fmt: skip
 
 
-def run_study(study: str, replications: int, draws: int) -> None:
+def run_study(study: str, scenarios: list[str], replications: int, draws: int) -> None:
+    """Fit and score; saved rows of the scenarios run are replaced, others are kept."""
     cells, gaps = [], []
-    for scenario in SCENARIOS[study]:
+    for scenario in scenarios:
         for seed in range(replications):
             c, g = REPLICATE[study](scenario, seed, draws)
             cells.append(c)
             gaps.append(g)
             print(study, scenario, seed, round(c["covered"].mean(), 3),
                   round(g["covered"].mean(), 3), flush=True)  # fmt: skip
-    pd.concat(cells).to_csv(HERE / f"cells_{study}.csv", index=False)
-    pd.concat(gaps).to_csv(HERE / f"gaps_{study}.csv", index=False)
+    for name, frames in (("cells", cells), ("gaps", gaps)):
+        path = HERE / f"{name}_{study}.csv.gz"
+        if path.exists():
+            kept = pd.read_csv(path, dtype={"area": str})
+            frames = [kept[~kept["scenario"].isin(scenarios)], *frames]
+        pd.concat(frames).to_csv(path, index=False, float_format="%.6g")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--study", choices=list(SCENARIOS))
+    parser.add_argument("--scenario", action="append", help="run only this scenario (repeatable)")
     parser.add_argument("--replications", type=int, default=3)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
     args = parser.parse_args()
     if args.study:
-        run_study(args.study, args.replications, args.draws)
+        scenarios = args.scenario or list(SCENARIOS[args.study])
+        unknown = set(scenarios) - set(SCENARIOS[args.study])
+        if unknown:
+            parser.error(
+                f"unknown scenario(s) {sorted(unknown)}; {args.study} has {SCENARIOS[args.study]}"
+            )
+        run_study(args.study, scenarios, args.replications, args.draws)
     write_report()
 
 
