@@ -213,7 +213,11 @@ class Fit:
         table.insert(1, "group", target["group"].to_numpy())
         table.insert(2, "reference", reference)
         flags = flag_gaps(
-            table["prob_higher"], target["flag"].reset_index(drop=True), ref_flag, self.spec.flags
+            table["prob_higher"],
+            target["flag"].reset_index(drop=True),
+            ref_flag,
+            self.spec.flags,
+            ratio_defined=table["ratio_mean"].notna(),
         )
         table = pd.concat([table, flags], axis=1)
         table["rate_basis"] = RATE_BASIS[adjusted]

@@ -22,9 +22,15 @@ GAP_COLUMNS = (
 
 
 def compare_draws(target: np.ndarray, reference: np.ndarray, interval: float) -> pd.DataFrame:
-    """Ratio and difference summaries and P(target > reference); inputs are (draws, units)."""
+    """Ratio and difference summaries and P(target > reference); inputs are (draws, units).
+
+    The ratio is only defined where every reference draw is positive; elsewhere (e.g. a
+    prevalence whose posterior reaches 0) its summaries are NaN and the difference stands alone.
+    """
+    defined = (reference > 0).all(axis=0)
+    ratio = np.where(defined, target / np.where(reference > 0, reference, 1.0), np.nan)
     columns = {}
-    for name, draws in (("ratio", target / reference), ("diff", target - reference)):
+    for name, draws in (("ratio", ratio), ("diff", target - reference)):
         lower, upper = interval_bounds(draws, interval)
         columns[f"{name}_mean"] = draws.mean(axis=0)
         columns[f"{name}_lower"], columns[f"{name}_upper"] = lower, upper

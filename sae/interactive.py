@@ -75,12 +75,18 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
         for group, rows in gaps.groupby("group", sort=False):
             rows = rows.set_index("area").reindex(shapes["area"])
             data[f"gap {group}"] = [
-                f"ratio {r:.2f} [{lo:.2f}, {hi:.2f}], P(higher) {p:.2f}, {flag}"
+                f"ratio {ratio_text(r, lo, hi)}, P(higher) {p:.2f}, {flag}"
                 for r, lo, hi, p, flag in zip(rows["ratio_mean"], rows["ratio_lower"],
                                               rows["ratio_upper"], rows["prob_higher"], rows["flag"],
                                               strict=True)
             ]  # fmt: skip
     return ColumnDataSource(data)
+
+
+def ratio_text(ratio: float, lower: float, upper: float) -> str:
+    if np.isnan(ratio):
+        return "not defined (the reference's posterior reaches 0)"
+    return f"{ratio:.2f} [{lower:.2f}, {upper:.2f}]"
 
 
 def interactive_map(

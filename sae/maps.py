@@ -72,14 +72,15 @@ def draw_layer(
     default) or by value-by-alpha (`encoding="alpha"`: the wider the relative interval, the paler
     the fill; Roth et al. 2010); outline every area."""
     has_data = frame.get("has_data", pd.Series(True, index=frame.index)).fillna(False).astype(bool)
-    coloured = frame[has_data & frame[column].notna()]
+    has_value = has_data & frame[column].notna()
+    coloured = frame[has_value]
     if len(coloured):
         colours = cmap(norm(coloured[column].to_numpy()))
         if encoding == "alpha":
             colours[:, 3] = value_alpha(coloured["relative_width"].to_numpy(float))
         coloured.plot(ax=ax, color=colours, edgecolor=EDGE_COLOUR, linewidth=0.3)
-    if (~has_data).any():
-        frame[~has_data].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
+    if (~has_value).any():  # no data, or no value (a rate ratio whose reference reaches 0)
+        frame[~has_value].plot(ax=ax, color=NO_DATA_COLOUR, edgecolor=EDGE_COLOUR, linewidth=0.3)
     for flag, pattern in HATCH.items() if encoding == "hatch" else ():
         hatched = frame[(frame[flag_column] == flag) & has_data]
         if pattern and len(hatched):

@@ -107,9 +107,16 @@ CLEAR, POSSIBLE, UNCERTAIN = "clear", "possible", "uncertain"
 
 
 def flag_gaps(
-    prob_higher: pd.Series, target_flag: pd.Series, reference_flag: pd.Series, flags: FlagSpec
+    prob_higher: pd.Series,
+    target_flag: pd.Series,
+    reference_flag: pd.Series,
+    flags: FlagSpec,
+    ratio_defined: pd.Series | None = None,
 ) -> pd.DataFrame:
-    """Gap flags from P(target > reference) and the flags of both rates (aligned Series)."""
+    """Gap flags from P(target > reference) and the flags of both rates (aligned Series).
+
+    Where `ratio_defined` is False the reason says why the rate ratio is not reported.
+    """
     certainty = np.maximum(prob_higher, 1.0 - prob_higher)
     flag = np.where(
         certainty >= flags.gap_clear,
@@ -123,4 +130,9 @@ def flag_gaps(
         side = "the group's rate" if target_flag.iloc[i] == UNRELIABLE else "the reference rate"
         reason[i] = f"{side} is unreliable; {reason[i]}"
     flag = np.where(unreliable, UNRELIABLE, flag)
+    if ratio_defined is not None:
+        for i in np.flatnonzero(~ratio_defined.to_numpy()):
+            reason[i] += (
+                "; no rate ratio: the reference's posterior reaches 0 (read the difference)"
+            )
     return pd.DataFrame({"flag": flag, "flag_reason": reason}, index=prob_higher.index)

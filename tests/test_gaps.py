@@ -21,6 +21,20 @@ def test_ratio_difference_and_probability_from_known_draws():
     assert table.loc[0, ["diff_lower", "diff_upper"]].tolist() == pytest.approx([1.75, 3.25])
 
 
+def test_ratio_is_not_reported_where_the_reference_reaches_zero():
+    # prevalence draws: the second place's reference touches 0 (e.g. arcsine back-transform)
+    target = np.array([[0.2, 0.1], [0.3, 0.2]])
+    reference = np.array([[0.1, 0.0], [0.1, 0.05]])
+    table = compare_draws(target, reference, interval=0.5)
+    assert table.loc[0, "ratio_mean"] == pytest.approx(2.5)
+    assert table.loc[1, ["ratio_mean", "ratio_lower", "ratio_upper"]].isna().all()
+    assert table.loc[1, "diff_mean"] == pytest.approx(0.125)  # the difference is still reported
+    flags = flag_gaps(table["prob_higher"], pd.Series(["reliable"] * 2), pd.Series(["reliable"] * 2),
+                      FlagSpec(), ratio_defined=table["ratio_mean"].notna())  # fmt: skip
+    assert "no rate ratio" in flags.loc[1, "flag_reason"]
+    assert "no rate ratio" not in flags.loc[0, "flag_reason"]
+
+
 def gap_flag(prob, target="reliable", reference="reliable"):
     result = flag_gaps(pd.Series([prob]), pd.Series([target]), pd.Series([reference]), FlagSpec())
     return result.iloc[0]

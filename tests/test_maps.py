@@ -137,3 +137,19 @@ def test_value_by_alpha_fades_wide_intervals_instead_of_hatching():
 def test_legend_labels_are_precise_enough_to_differ():
     assert maps.label_format(0.01, np.array([0.12, 0.15, 0.2])) == ",.3f"  # narrowest class 0.03
     assert maps.label_format(50.0, np.array([60.0, 75.0, 101.0])) == ",.0f"
+
+
+def test_gap_map_greys_areas_without_a_rate_ratio():
+    # a ratio is not reported where the reference's posterior reaches 0 (sae.gaps.compare_draws)
+    areas = grid_areas()
+    ratio = np.linspace(0.4, 2.5, len(areas))
+    ratio[2] = np.nan
+    gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
+                         "ratio_mean": ratio, "prob_higher": 0.5, "flag": "uncertain"})  # fmt: skip
+    ratio_axis = maps.plot_gaps(gaps, areas, "area").axes[0]
+    grey = [
+        c
+        for c in ratio_axis.collections
+        if len(c.get_facecolor()) and to_hex(c.get_facecolor()[0]) == maps.NO_DATA_COLOUR
+    ]
+    assert sum(len(c.get_paths()) for c in grey) == 1
