@@ -66,6 +66,7 @@ from truths import (  # noqa: E402
 
 import sae  # noqa: E402
 from sae.data import load_inputs  # noqa: E402
+from sae.graph import graph_from_polygons  # noqa: E402
 
 EVENT_BANDS = ([0, 5, 20, 100, np.inf], ["< 5", "5–20", "20–100", "> 100"])
 RESPONDENT_BANDS = ([0, 1, 10, 50, np.inf], ["none", "1–9", "10–49", "≥ 50"])
@@ -92,10 +93,6 @@ def quiet_fit(spec: sae.Spec, cells: pd.DataFrame, areas: gpd.GeoDataFrame) -> s
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         return sae.fit(spec, cells=cells, areas=areas, progress=False)
-
-
-def graph_of(spec: sae.Spec, cells: pd.DataFrame, areas: gpd.GeoDataFrame):
-    return load_inputs(spec, cells=cells, areas=areas).graph
 
 
 # Pennsylvania ---------------------------------------------------------------------------------
@@ -131,7 +128,7 @@ def replicate_pennsylvania(scenario: str, seed: int, draws: int):
         ROOT / "benchmarks" / "pennsylvania_lung" / "cells.csv", dtype={"fips": str}
     )
     areas = gpd.read_file(ROOT / "shapefiles" / "pennsylvania_counties.gpkg")
-    graph = graph_of(spec, cells, areas)
+    graph = load_inputs(spec, cells=cells, areas=areas).graph
     simulated = simulate_pennsylvania(
         cells, graph, areas.to_crs(areas.estimate_utm_crs()), scenario, seed
     )
@@ -147,8 +144,16 @@ def replicate_pennsylvania(scenario: str, seed: int, draws: int):
 # US counties, counts ----------------------------------------------------------------------------
 
 
+US_AREAS = ROOT / "shapefiles" / "us_counties_lower48.gpkg"
+
+
 def us_areas() -> gpd.GeoDataFrame:
-    return gpd.read_file(ROOT / "shapefiles" / "us_counties_lower48.gpkg")
+    return gpd.read_file(US_AREAS)
+
+
+def us_graph(areas: gpd.GeoDataFrame):
+    """Queen contiguity of the US counties, as sae builds it for the fits (islands kept)."""
+    return graph_from_polygons(areas, "fips", "queen", str(US_AREAS))
 
 
 def us_count_spec(draws: int) -> sae.Spec:
@@ -175,7 +180,7 @@ def cell_deviation(populations: pd.DataFrame, sd: float, rng) -> np.ndarray:
 
 def replicate_us_counties(scenario: str, seed: int, draws: int):
     spec, areas = us_count_spec(draws), us_areas()
-    graph = graph_of(spec, us_placeholder(areas), areas)
+    graph = us_graph(areas)
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
     b = pd.Series(us_area_effect(graph, areas, scenario, 0.3, 0.7, 0.3, rng), index=areas["fips"])
@@ -191,12 +196,6 @@ def replicate_us_counties(scenario: str, seed: int, draws: int):
         truth=theta * 1e5, size=populations["population"] * theta
     )
     return score(fit, truth, "ratio", scenario, seed)
-
-
-def us_placeholder(areas: gpd.GeoDataFrame) -> pd.DataFrame:
-    """A minimal valid cell table, only to build the graph before the populations exist."""
-    return pd.DataFrame({"fips": areas["fips"], "county_name": areas["county_name"],
-                         "group": "white", "population": 1, "cases": 0})  # fmt: skip
 
 
 # US counties, survey -----------------------------------------------------------------------------
@@ -230,7 +229,7 @@ def survey_estimates(theta: np.ndarray, n: np.ndarray, scenario: str, rng):
 def replicate_us_survey(scenario: str, seed: int, draws: int):
     transform = "arcsine" if scenario.endswith("arcsine") else "none"
     spec, areas = us_survey_spec(draws, transform), us_areas()
-    graph = graph_of(us_count_spec(draws), us_placeholder(areas), areas)
+    graph = us_graph(areas)
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
     n = survey_samples(populations, rng)
