@@ -27,8 +27,8 @@ def compare_draws(target: np.ndarray, reference: np.ndarray, interval: float) ->
     The ratio is only defined where every reference draw is positive; elsewhere (e.g. a
     prevalence whose posterior reaches 0) its summaries are NaN and the difference stands alone.
     """
-    defined = (reference > 0).all(axis=0)
-    ratio = np.where(defined, target / np.where(reference > 0, reference, 1.0), np.nan)
+    positive = reference > 0
+    ratio = np.where(positive.all(axis=0), target / np.where(positive, reference, 1.0), np.nan)
     columns = {}
     for name, draws in (("ratio", ratio), ("diff", target - reference)):
         lower, upper = interval_bounds(draws, interval)

@@ -59,6 +59,7 @@ ROOT = HERE.parents[1]
 sys.path.insert(0, str(HERE))
 from truths import (  # noqa: E402
     bym2_field,
+    in_area_order,
     state_steps,
     survey_samples,
     us_populations,
@@ -167,25 +168,18 @@ def us_count_spec(draws: int) -> sae.Spec:
     })  # fmt: skip
 
 
-def us_area_effect(graph, areas, scenario: str, sigma: float, rho: float, step_sd: float, rng):
-    """The true area effect in the order of `areas`: a BYM2 draw or one level per state."""
-    if scenario != "state steps":
-        return bym2_field(graph, sigma, rho, rng)[pd.Index(graph.ids).get_indexer(areas["fips"])]
-    return state_steps(areas["fips"], step_sd, rng)
-
-
-def cell_deviation(populations: pd.DataFrame, sd: float, rng) -> np.ndarray:
-    return rng.normal(0.0, sd, len(populations))
-
-
 def replicate_us_counties(scenario: str, seed: int, draws: int):
     spec, areas = us_count_spec(draws), us_areas()
     graph = us_graph(areas)
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
-    b = pd.Series(us_area_effect(graph, areas, scenario, 0.3, 0.7, 0.3, rng), index=areas["fips"])
+    if scenario == "state steps":
+        b = state_steps(areas["fips"], 0.3, rng)
+    else:
+        b = in_area_order(bym2_field(graph, 0.3, 0.7, rng), graph, areas["fips"])
     log_theta = (np.log(60e-5) + populations["group"].map(US_LOG_RATE_RATIO)
-                 + populations["fips"].map(b) + cell_deviation(populations, 0.15, rng))  # fmt: skip
+                 + populations["fips"].map(pd.Series(b, index=areas["fips"]))
+                 + rng.normal(0.0, 0.15, len(populations)))  # fmt: skip
     theta = np.exp(log_theta.to_numpy())
     cells = populations.assign(
         cases=rng.poisson(populations["population"] * theta),
@@ -233,9 +227,10 @@ def replicate_us_survey(scenario: str, seed: int, draws: int):
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
     n = survey_samples(populations, rng)
-    b = pd.Series(us_area_effect(graph, areas, scenario, 0.04, 0.8, 0.0, rng), index=areas["fips"])
+    b = pd.Series(in_area_order(bym2_field(graph, 0.04, 0.8, rng), graph, areas["fips"]),
+                  index=areas["fips"])  # fmt: skip
     theta = (0.15 + populations["group"].map(US_PREVALENCE_SHIFT) + populations["fips"].map(b)
-             + cell_deviation(populations, 0.015, rng)).clip(0.005, 0.995).to_numpy()  # fmt: skip
+             + rng.normal(0.0, 0.015, len(populations))).clip(0.005, 0.995).to_numpy()  # fmt: skip
     estimate, variance = survey_estimates(theta, n, scenario, rng)
     cells = populations.assign(
         prevalence=estimate, variance=variance, n=n,
@@ -270,11 +265,10 @@ def score(fit: sae.Fit, truth: pd.DataFrame, measure: str, scenario: str, seed: 
     rate = true_rate.reindex(pd.MultiIndex.from_frame(gaps[["area", "group"]])).to_numpy()
     reference = true_rate.reindex(pd.MultiIndex.from_frame(gaps[["area", "reference"]])).to_numpy()
     true_gap = rate / reference if measure == "ratio" else rate - reference
-    gaps = gaps.merge(truth[["area", "group", "size"]], on=["area", "group"]).assign(
-        measure=measure, true_gap=true_gap, gap_lower=gaps[f"{measure}_lower"],
-        gap_upper=gaps[f"{measure}_upper"], **labels,
-    )  # fmt: skip
-    gaps = gaps.assign(covered=(gaps["gap_lower"] <= gaps["true_gap"]) & (gaps["true_gap"] <= gaps["gap_upper"]))  # fmt: skip
+    lower, upper = gaps[f"{measure}_lower"], gaps[f"{measure}_upper"]
+    gaps = gaps.assign(measure=measure, true_gap=true_gap, gap_lower=lower, gap_upper=upper,
+                       covered=(lower <= true_gap) & (true_gap <= upper), **labels)  # fmt: skip
+    gaps = gaps.merge(truth[["area", "group", "size"]], on=["area", "group"], validate="1:1")
     return cells[CELL_COLUMNS], gaps[GAP_COLUMNS]
 
 
@@ -295,15 +289,15 @@ def banded(frame: pd.DataFrame, study: str) -> pd.DataFrame:
 def band_table(cells: pd.DataFrame, study: str) -> pd.DataFrame:
     unit = STUDY_UNIT[study]
     e = banded(cells, study).assign(model_error=(cells["mean"] - cells["truth"]) * unit,
-                                    direct_error=(cells["direct_estimate"] - cells["truth"]) * unit)  # fmt: skip
+                                    direct_error=(cells["direct_estimate"] - cells["truth"]) * unit,
+                                    width=(cells["upper"] - cells["lower"]) * unit)  # fmt: skip
     grouped = e.groupby(["scenario", "band"], observed=True)
     return pd.DataFrame({
         "cells": grouped.size(),
         "coverage_95": grouped["covered"].mean().round(3),
         "rmse_sae": grouped["model_error"].apply(rmse).round(2),
         "rmse_direct": grouped["direct_error"].apply(rmse).round(2),
-        "mean_width": grouped.apply(lambda g: ((g["upper"] - g["lower"]) * unit).mean(),
-                                    include_groups=False).round(2),
+        "mean_width": grouped["width"].mean().round(2),
     }).reset_index()  # fmt: skip
 
 

@@ -35,6 +35,11 @@ def bym2_field(graph, sigma: float, rho: float, rng: np.random.Generator, shape=
     return bym2_combination(sigma, rho, u, v, *structure_weights(graph))
 
 
+def in_area_order(values: np.ndarray, graph, area_ids) -> np.ndarray:
+    """Reorder the last (area) axis from the graph's order to the order of `area_ids`."""
+    return values[..., pd.Index(graph.ids).get_indexer(area_ids)]
+
+
 def state_steps(area_ids, sd: float, rng: np.random.Generator) -> np.ndarray:
     """One N(0, sd²) level per state (the first two FIPS digits), shared by its counties."""
     states = pd.Series([str(a)[:2] for a in area_ids])
@@ -45,9 +50,9 @@ def state_steps(area_ids, sd: float, rng: np.random.Generator) -> np.ndarray:
 def us_populations(areas: gpd.GeoDataFrame, graph, seed: int = 2026) -> pd.DataFrame:
     """County × group populations (fips, group, population); minority shares clustered in space."""
     rng = np.random.default_rng(seed)
-    order = pd.Index(graph.ids).get_indexer(areas["fips"])
     total = np.exp(rng.normal(10.2, 1.3, len(areas)))
-    minority_fields = bym2_field(graph, 1.2, 0.9, rng, (len(US_GROUP_SHARES) - 1,))[:, order]
+    fields = bym2_field(graph, 1.2, 0.9, rng, (len(US_GROUP_SHARES) - 1,))
+    minority_fields = in_area_order(fields, graph, areas["fips"])
     log_share = (
         np.log(list(US_GROUP_SHARES.values()))
         + np.vstack([np.zeros(len(areas)), minority_fields]).T
