@@ -7,17 +7,26 @@ fit.save("out/pennsylvania")
 fit = sae.load("out/pennsylvania")
 """
 
-from sae.errors import SaeInputError
-from sae.fit import Fit, fit
+from importlib import metadata
+
+from sae.errors import SaeError, SaeInputError, SaeOutputError
+from sae.fit import Fit, fit, load
 from sae.sampling import ConvergenceWarning
 from sae.spec import Spec, load_spec, spec_from_dict
-from sae.store import load
+
+try:
+    __version__ = metadata.version("sae")
+except metadata.PackageNotFoundError:  # run from a source tree that was not installed
+    __version__ = "0+unknown"
 
 __all__ = [
     "ConvergenceWarning",
     "Fit",
+    "SaeError",
     "SaeInputError",
+    "SaeOutputError",
     "Spec",
+    "__version__",
     "fit",
     "load",
     "load_spec",

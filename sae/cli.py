@@ -2,33 +2,38 @@
 
 sae fit SPEC --out DIR [--maps] [--report] [--force]   fit a spec, write results (and maps, report)
 sae map DIR [--force]                                  draw the maps of a saved fit into DIR/maps
-sae report DIR [--force]                               write DIR/report.html for a saved fit
+sae report DIR [--force]                               write DIR/report.html (and missing tables, maps)
+sae validate [--quick] [--out FILE]                    reproduce published results
+
+Errors sae raises on purpose (`SaeError`) are printed as one message, exit status 2; anything else
+is a bug in sae and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import shutil
+import signal
 import sys
-import tempfile
 import warnings
 from pathlib import Path
 
-from sae.errors import SaeInputError
+from sae.errors import SaeError, SaeOutputError
 from sae.sampling import ConvergenceWarning
-from sae.store import check_writable
 
 
 def parser() -> argparse.ArgumentParser:
+    from sae import __version__
+
     main_parser = argparse.ArgumentParser(prog="sae", description="Bayesian small-area estimation.")
+    main_parser.add_argument("--version", action="version", version=f"sae {__version__}")
     commands = main_parser.add_subparsers(dest="command", required=True)
     fit = commands.add_parser("fit", help="fit a model spec and write its results")
     fit.add_argument(
         "spec", type=Path, help="model spec (TOML), e.g. models/pennsylvania_lung_race.toml"
     )
     fit.add_argument("--out", type=Path, required=True, help="directory for the results")
-    fit.add_argument("--force", action="store_true", help="replace a non-empty --out directory")
+    fit.add_argument("--force", action="store_true", help="replace an earlier sae result in --out")
     fit.add_argument("--maps", action="store_true", help="also draw the maps into OUT/maps")
     fit.add_argument(
         "--report", action="store_true", help="also write OUT/report.html (and the maps)"
@@ -41,12 +46,15 @@ def parser() -> argparse.ArgumentParser:
         "--quick", action="store_true", help="skip the slow NYC fit (a few minutes)"
     )
     validate.add_argument(
-        "--out", type=Path, default=Path("benchmarks/validation/RESULTS.md"),
-        help="where to write the results table (Markdown)",
+        "--out", type=Path, help="also write the results table (Markdown) to this file"
+    )
+    validate.add_argument(
+        "--source-tree", type=Path,
+        help="a sae source tree with models/ and benchmarks/ (default: the one holding the package)",
     )  # fmt: skip
     for name, text in (
         ("map", "draw the maps of a saved fit"),
-        ("report", "write a saved fit's report"),
+        ("report", "write a saved fit's report (and any missing tables and maps)"),
     ):
         sub = commands.add_parser(name, help=text)
         sub.add_argument("directory", type=Path, help="a directory written by sae fit")
@@ -58,17 +66,35 @@ def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sae: %(message)s")
     commands = {"fit": run_fit, "map": run_map, "report": run_report, "validate": run_validate}
-    run = commands[args.command]
+    previous = signal.signal(signal.SIGTERM, stop_on_terminate)
     try:
-        return run(args)
-    except (SaeInputError, FileExistsError) as err:
+        return commands[args.command](args)
+    except SaeError as err:
         print(f"sae: error: {err}", file=sys.stderr)
         return 2
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def stop_on_terminate(signum, frame) -> None:
+    """SIGTERM unwinds like Ctrl-C, so staging folders are cleaned up on the way out."""
+    raise SystemExit(128 + signum)
+
+
+def use_file_backend() -> None:
+    """The command line draws into files only (a library import never changes the backend)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
 
 
 def run_fit(args: argparse.Namespace) -> int:
     import sae
+    from sae.fit import fit_inputs
+    from sae.inputs import load_inputs
+    from sae.results import check_results_target
 
+    use_file_backend()
     spec = sae.load_spec(args.spec)
     overrides = {
         k: getattr(args, k)
@@ -77,14 +103,16 @@ def run_fit(args: argparse.Namespace) -> int:
     }
     if overrides:
         spec = spec.replace(sampler=overrides)
-    check_writable(args.out, args.force)
+    maps = args.maps or args.report
+    check_results_target(spec, args.out, args.force, maps)
+    inputs = load_inputs(spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
-        fit = sae.fit(spec, progress=not args.quiet)
+        fit = fit_inputs(spec, inputs, progress=not args.quiet)
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):
             print(f"sae: warning: {warning.message}", file=sys.stderr)
-    fit.save(args.out, force=args.force, maps=args.maps or args.report, report=args.report)
+    fit.save(args.out, force=args.force, maps=maps, report=args.report)
     print(fit.summary())
     print(
         f"results written to {args.out}/: " + ", ".join(sorted(p.name for p in args.out.iterdir()))
@@ -95,17 +123,15 @@ def run_fit(args: argparse.Namespace) -> int:
 def run_map(args: argparse.Namespace) -> int:
     import sae
     from sae.mapping import write_maps
+    from sae.staging import staged_directory
 
+    use_file_backend()
     target = args.directory / "maps"
-    check_writable(target, args.force)
-    staging = Path(tempfile.mkdtemp(prefix=".maps.", dir=args.directory))
-    try:
-        written = write_maps(sae.load(args.directory), staging)
-        if target.exists():
-            shutil.rmtree(target)
-        staging.rename(target)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
+    if target.exists() and any(target.iterdir()) and not args.force:
+        raise SaeOutputError(f"{target} exists; use --force to draw the maps again.")
+    fit = sae.load(args.directory)
+    with staged_directory(target) as staging:
+        written = write_maps(fit, staging)
     print(f"maps written to {target}/: " + ", ".join(p.name for p in written))
     return 0
 
@@ -113,28 +139,33 @@ def run_map(args: argparse.Namespace) -> int:
 def run_report(args: argparse.Namespace) -> int:
     import sae
     from sae.report import write_report
+    from sae.results import write_tables
 
+    use_file_backend()
     if (args.directory / "report.html").exists() and not args.force:
-        raise FileExistsError(
-            f"{args.directory}/report.html exists; use --force to write it again."
-        )
-    print(f"report written to {write_report(sae.load(args.directory), args.directory)}")
+        raise SaeOutputError(f"{args.directory}/report.html exists; use --force to write it again.")
+    fit = sae.load(args.directory)
+    if not (args.directory / "estimates.csv").is_file():
+        write_tables(fit, args.directory)
+    print(f"report written to {write_report(fit, args.directory)}")
     return 0
 
 
 def run_validate(args: argparse.Namespace) -> int:
-    """Print the table, write it as Markdown, and fail (exit 1) if any check fails."""
+    """Print the table, write it as Markdown when asked, and fail (exit 1) if any check fails."""
+    from sae.staging import staged_file
     from sae.validate import results_markdown, results_table, run_validation
 
-    table = results_table(run_validation(quick=args.quick))
+    table = results_table(run_validation(quick=args.quick, tree=args.source_tree))
     shown = table.drop(columns=["source"])
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    temporary = args.out.with_suffix(".tmp")
-    temporary.write_text(results_markdown(table, args.quick))
-    temporary.replace(args.out)
     failed = int((table["result"] != "pass").sum())
-    print(f"{len(table) - failed} of {len(table)} checks pass; table written to {args.out}")
+    print(f"{len(table) - failed} of {len(table)} checks pass")
+    if args.out is not None:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        with staged_file(args.out) as temporary:
+            temporary.write_text(results_markdown(table, args.quick), encoding="utf-8")
+        print(f"table written to {args.out}")
     return 1 if failed else 0
 
 

@@ -16,7 +16,7 @@ import pandas as pd
 import scipy.sparse as sp
 
 from sae import transforms
-from sae.data import CellTable
+from sae.cells import CellTable
 from sae.errors import SaeInputError, listing
 from sae.graph import AreaGraph
 
@@ -149,7 +149,7 @@ def fixed_effect_columns(frame: pd.DataFrame, cells: CellTable):
         values = frame[name]
         if pd.api.types.is_numeric_dtype(values):
             sd = values.std(ddof=0)
-            if sd == 0:
+            if values.nunique() == 1:
                 raise SaeInputError(
                     f"{cells.source}: covariate {name!r} takes one value only ({values.iloc[0]}); "
                     "it cannot be estimated next to the intercept. Drop it from the spec."

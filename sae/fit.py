@@ -20,17 +20,15 @@ import scipy.sparse as sp
 import xarray as xr
 
 from sae import bym2, sampling, transforms
-from sae.data import Inputs, load_inputs
 from sae.design import Design, build_design
 from sae.errors import SaeInputError
-from sae.gaps import GAP_COLUMNS, compare_draws, interval_bounds
+from sae.gaps import ALL_GROUPS, GAP_COLUMNS, compare_draws, interval_bounds
+from sae.inputs import Inputs, load_inputs
 from sae.predictor import linear_predictor
 from sae.reliability import flag_estimates, flag_gaps
 from sae.spec import Spec, load_spec
-from sae.standardize import standard_weights, user_weights
 
 CELL = ("area", "group")
-ALL_GROUPS = "all groups"
 RATE_BASIS = {False: "crude mix", True: "age-adjusted"}
 DIRECT_COLUMNS = (
     "area", "group", "direct", "direct_se", "mean", "median", "sd",
@@ -103,18 +101,10 @@ class Fit:
 
     def compute_rate_draws(self, unit: tuple[str, ...], adjusted: bool) -> xr.DataArray:
         age = self.spec.output.age_stratum if adjusted else None
-        units, matrix = self.design.grid.aggregation(unit, age, self.age_weights() if age else None)
+        units, matrix = self.design.grid.aggregation(unit, age, self.inputs.age_weights)
         draws = weighted_sum(self.stratum_draws(), matrix)
         coords = {key: ("unit", units[key].to_numpy()) for key in unit}
         return xr.DataArray(draws, dims=("chain", "draw", "unit"), coords=coords, name="rate")
-
-    def age_weights(self) -> pd.Series:
-        """Standard-population weights for the data's age bands (sum to 1)."""
-        bands = sorted(self.inputs.cells.frame[self.spec.output.age_stratum].unique())
-        path = self.spec.output.standard_population
-        if path is None:
-            return standard_weights(bands)
-        return user_weights(pd.read_csv(path, dtype={"age": str}), bands, str(path))
 
     def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
         """Observed, exposure, crude rate, posterior summaries and flags for each unit (a copy)."""
@@ -158,20 +148,13 @@ class Fit:
         if gaussian:
             table = table.drop(columns=["observed"])
         first = [c.format(exposure=self.spec.exposure) for c in columns]
-        return table[first + [c for c in table.columns if c not in first]]
+        return with_names(table[first + [c for c in table.columns if c not in first]], self.inputs)
 
     @property
     def reference_group(self) -> str:
-        """The spec's reference group, else the group with the largest exposure."""
-        chosen = self.spec.output.reference_group
-        if chosen is not None:
-            if chosen not in self.design.groups:
-                raise SaeInputError(
-                    f"reference group {chosen!r} is not among the groups "
-                    f"{list(self.design.groups)}; set [output] reference_group to one of them."
-                )
-            return chosen
-        return self.design.groups[self.design.baseline_group]
+        """The spec's reference group, else the group with the largest exposure (settled, and
+        checked, when the inputs were loaded)."""
+        return self.inputs.reference_group
 
     def gaps(self, reference: str | None = None) -> pd.DataFrame:
         """One row per area × group against `reference`: a group, or ALL_GROUPS (the place's
@@ -221,7 +204,7 @@ class Fit:
         )
         table = pd.concat([table, flags], axis=1)
         table["rate_basis"] = RATE_BASIS[adjusted]
-        return table[list(GAP_COLUMNS) + ["rate_basis"]]
+        return with_names(table[list(GAP_COLUMNS) + ["rate_basis"]], self.inputs)
 
     def excess_draws(self, reference: str) -> xr.DataArray:
         """Expected excess events per cell: Σ_k exposure_igk (θ_igk − θ_irk) / per over the cell's
@@ -323,9 +306,18 @@ class Fit:
     ) -> Path:
         """Write posterior.nc, estimates.csv, diagnostics.json, spec.toml, provenance.json and the
         inputs needed to restore the fit, atomically. Refuses a non-empty directory unless `force`."""
-        from sae.store import save_fit
+        from sae.results import save_results
 
-        return save_fit(self, Path(directory), force=force, maps=maps, report=report)
+        return save_results(self, Path(directory), force=force, maps=maps, report=report)
+
+
+def with_names(table: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """The table with a `name` column after `area` when the spec names an area_name column."""
+    if inputs.names is None:
+        return table
+    named = table.copy()
+    named.insert(1, "name", inputs.name_of(table["area"]).to_numpy())
+    return named
 
 
 def inverse_link(eta: np.ndarray, family: str, transform: str) -> np.ndarray:
@@ -414,6 +406,14 @@ def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
     )
 
 
+def load(directory: str | Path) -> Fit:
+    """Restore a fit saved with `Fit.save`; it needs nothing outside `directory`."""
+    from sae.store import read_core
+
+    spec, inputs, idata, diagnostics, seconds = read_core(Path(directory))
+    return Fit(spec, inputs, design_for(spec, inputs), idata, diagnostics, seconds)
+
+
 def design_for(spec: Spec, inputs: Inputs) -> Design:
     """The model arrays; Fay–Herriot specs pass their transform."""
     transform = spec.model.transform if spec.model.family == "gaussian" else None
@@ -433,6 +433,14 @@ def fit(
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
     start = time.perf_counter()
     inputs = load_inputs(spec, cells=cells, areas=areas)
+    return fit_inputs(spec, inputs, progress, start)
+
+
+def fit_inputs(
+    spec: Spec, inputs: Inputs, progress: bool = True, start: float | None = None
+) -> Fit:
+    """Build the model from validated inputs (see `sae.inputs.load_inputs`), sample, judge."""
+    start = time.perf_counter() if start is None else start
     design = design_for(spec, inputs)
     model = bym2.build(design, inputs.graph, spec)
     seconds = {"prepare": time.perf_counter() - start}

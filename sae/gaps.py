@@ -14,6 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+ALL_GROUPS = "all groups"  # a reference: the place's rate over all its groups
 GAP_COLUMNS = (
     "area", "group", "reference", "ratio_mean", "ratio_lower", "ratio_upper",
     "diff_mean", "diff_lower", "diff_upper", "prob_higher",

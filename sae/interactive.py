@@ -13,7 +13,6 @@ from pathlib import Path
 
 import geopandas as gpd
 import matplotlib.colors as mcolors
-import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 from bokeh.embed import file_html
@@ -21,8 +20,10 @@ from bokeh.layouts import column as column_layout
 from bokeh.models import ColumnDataSource, Div, HoverTool, TabPanel, Tabs
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
+from matplotlib import colormaps
 
 from sae.maps import CAPTION, NO_DATA_COLOUR, classify, projected
+from sae.staging import staged_file
 
 BOKEH_HATCH = {"unreliable": "/", "caution": ".", "reliable": " "}
 HATCH_ALPHA = {"unreliable": 0.85, "caution": 0.35, "reliable": 0.0}
@@ -52,7 +53,7 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
             "name": shapes["area"].map(names).fillna(shapes["area"]).tolist()}  # fmt: skip
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
     bounds = classify(values)
-    colours = plt.get_cmap("YlOrRd")(np.linspace(0.1, 0.95, len(bounds)))
+    colours = colormaps["YlOrRd"](np.linspace(0.1, 0.95, len(bounds)))
     flag_column = "adj_flag" if column.startswith("adj_") else "flag"
     for group, rows in estimates.groupby("group", sort=False):
         rows = rows.set_index("area").reindex(shapes["area"])
@@ -93,7 +94,7 @@ def interactive_map(
     estimates: pd.DataFrame,
     areas: gpd.GeoDataFrame,
     area_id: str,
-    path: Path,
+    path: str | Path,
     gaps: pd.DataFrame | None = None,
     column: str = "mean",
     title: str = "sae estimates",
@@ -101,6 +102,7 @@ def interactive_map(
     names: dict | None = None,
 ) -> Path:
     """Write the map to `path` (one self-contained HTML file) and return the path."""
+    path = Path(path)
     source = area_source(estimates, gaps, areas, area_id, column, names or {})
     groups = list(dict.fromkeys(estimates["group"]))
     tooltips = [("area", "@name (@area)")]
@@ -122,5 +124,6 @@ def interactive_map(
         panels.append(TabPanel(child=plot, title=str(group)))
     caption = Div(text=escape(CAPTION), width=760)
     html = file_html(column_layout(Tabs(tabs=panels), caption), INLINE, title=title)
-    path.write_text(html, encoding="utf-8")
+    with staged_file(path) as temporary:
+        temporary.write_text(html, encoding="utf-8")
     return path

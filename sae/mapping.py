@@ -8,9 +8,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import matplotlib.pyplot as plt
-
 from sae import maps
+from sae.errors import SaeInputError
 from sae.interactive import interactive_map
 
 
@@ -24,21 +23,16 @@ def unit_label(fit) -> str:
 
 
 def area_names(fit) -> dict:
-    column = fit.spec.data.area_name
-    areas = fit.inputs.areas
-    if column and areas is not None and column in areas:
-        return dict(
-            zip(areas[fit.spec.data.area_id].astype(str), areas[column].astype(str), strict=True)
-        )
-    frame = fit.inputs.cells.frame
-    return dict(zip(frame["area"], frame.get("area_name", frame["area"]), strict=True))
+    """Area id → display name ([data] area_name, from the polygons or the cells); {} without."""
+    return {} if fit.inputs.names is None else fit.inputs.names.to_dict()
 
 
 def write_maps(fit, directory: Path) -> list[Path]:
     """All maps of `fit` into `directory` (created); returns the files written."""
     if fit.inputs.areas is None:
-        raise ValueError(
-            "this fit has no polygons (it used an edge list only), so it cannot be mapped"
+        raise SaeInputError(
+            "this fit has no polygons (it used an edge list or no neighbours), so it cannot be "
+            "mapped. Give [data] areas = a polygons file to draw maps."
         )
     directory.mkdir(parents=True, exist_ok=True)
     spec, areas, area_id = fit.spec, fit.inputs.areas, fit.spec.data.area_id
@@ -52,7 +46,6 @@ def write_maps(fit, directory: Path) -> list[Path]:
     fig = maps.plot_estimates(estimates, areas, area_id, column=column, unit=unit_label(fit),
                               title=spec.title, subtitle=subtitle)  # fmt: skip
     written += maps.save_figure(fig, directory / "estimates")
-    plt.close(fig)
     gaps = None
     if len(fit.design.groups) > 1:
         gaps = fit.gaps()
@@ -60,18 +53,17 @@ def write_maps(fit, directory: Path) -> list[Path]:
         fig = maps.plot_gaps(gaps, areas, area_id, title=f"{spec.title}: gaps against {reference}",
                              subtitle=f"{basis}rate ratio and P(higher), from the same posterior draws")  # fmt: skip
         written += maps.save_figure(fig, directory / "gaps")
-        plt.close(fig)
-    written.append(
-        interactive_map(
-            estimates,
-            areas,
-            area_id,
-            directory / "map.html",
-            gaps=gaps,
-            column=column,
-            title=spec.title,
-            unit=unit_label(fit),
-            names=area_names(fit),
-        )  # fmt: skip
-    )
+        written.append(
+            interactive_map(
+                estimates,
+                areas,
+                area_id,
+                directory / "map.html",
+                gaps=gaps,
+                column=column,
+                title=spec.title,
+                unit=unit_label(fit),
+                names=area_names(fit),
+            )  # fmt: skip
+        )
     return written

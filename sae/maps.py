@@ -3,7 +3,8 @@
 Every map encodes reliability on top of colour: ``unreliable`` cells are hatched densely,
 ``caution`` cells lightly, areas without data are grey, and the legend explains all three.
 Functions take the tables sae writes (estimates, gaps) and the areas GeoDataFrame, accept
-``ax=None`` (or ``axes``) and return the matplotlib Figure; they never open a window.
+``ax=None`` and return the matplotlib Figure; they never open a window and never change
+matplotlib's backend (figures are made with `matplotlib.figure.Figure`, not pyplot).
 """
 
 from __future__ import annotations
@@ -12,14 +13,12 @@ from pathlib import Path
 
 import geopandas as gpd
 import mapclassify
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.colors import BoundaryNorm, ListedColormap  # noqa: E402
-from matplotlib.patches import Patch  # noqa: E402
+import numpy as np
+import pandas as pd
+from matplotlib import colormaps
+from matplotlib.colors import BoundaryNorm, ListedColormap
+from matplotlib.figure import Figure
+from matplotlib.patches import Patch
 
 HATCH = {"unreliable": "////", "caution": "..", "uncertain": "..", "reliable": "", "clear": "",
          "possible": ""}  # fmt: skip
@@ -145,24 +144,26 @@ def plot_estimates(
     title: str = "Estimated rates",
     subtitle: str = "",
     encoding: str = "hatch",
-    axes=None,
+    ax=None,
 ):
     """Small multiples, one panel per group, sharing one classification and colour scale.
 
     `encoding` shows reliability by "hatch" (unreliable hatched, caution dotted) or "alpha"
-    (value-by-alpha from the relative interval width). `axes`: one matplotlib Axes per group.
+    (value-by-alpha from the relative interval width). `ax`: one matplotlib Axes per group (an
+    Axes or a sequence of them); without it a new Figure is made. Returns the Figure.
     """
     shapes = projected(areas)
     groups = list(dict.fromkeys(estimates["group"]))
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
     bounds = classify(values, scheme, k, breaks)
     low = float(np.nanmin(values))
-    colours = plt.get_cmap(cmap)(np.linspace(0.1, 0.95, len(bounds)))
+    colours = colormaps[cmap](np.linspace(0.1, 0.95, len(bounds)))
     listed = ListedColormap(colours)
     norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
-    if axes is None:
-        fig, axes = plt.subplots(1, len(groups), figsize=(5.5 * len(groups), 5.6), squeeze=False)
-        axes = axes.ravel()
+    if ax is None:
+        fig = Figure(figsize=(5.5 * len(groups), 5.6))
+        ax = fig.subplots(1, len(groups), squeeze=False)
+    axes = np.ravel(np.asarray(ax, dtype=object))
     fig = axes[0].figure
     flag_column = "adj_flag" if column.startswith("adj_") else "flag"
     for ax, group in zip(axes, groups, strict=False):
@@ -187,20 +188,21 @@ def plot_gaps(
     title: str = "Rate ratio between groups",
     subtitle: str = "",
     cmap: str = "PuOr_r",
-    axes=None,
+    ax=None,
 ):
     """For each compared group: the rate ratio (log scale, diverging palette centred at 1) and the
-    probability that the group's rate is higher (exceedance). `axes`: an (n_groups, 2) array."""
+    probability that the group's rate is higher (exceedance). `ax`: an (n_groups, 2) array of Axes;
+    without it a new Figure is made. Returns the Figure."""
     shapes = projected(areas)
     groups = list(dict.fromkeys(gaps["group"]))
-    if axes is None:
-        _, axes = plt.subplots(len(groups), 2, figsize=(11, 4.2 * len(groups) + 2.2), squeeze=False)
-    axes = np.asarray(axes).reshape(len(groups), 2)
+    if ax is None:
+        ax = Figure(figsize=(11, 4.2 * len(groups) + 2.2)).subplots(len(groups), 2, squeeze=False)
+    axes = np.asarray(ax, dtype=object).reshape(len(groups), 2)
     fig = axes[0, 0].figure
-    ratio_colours = ListedColormap(plt.get_cmap(cmap)(np.linspace(0.05, 0.95, len(GAP_BREAKS))))
+    ratio_colours = ListedColormap(colormaps[cmap](np.linspace(0.05, 0.95, len(GAP_BREAKS))))
     ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
     prob_bounds = np.array([0.05, 0.2, 0.8, 0.95, 1.0])
-    prob_colours = ListedColormap(plt.get_cmap("RdBu_r")(np.linspace(0.1, 0.9, len(prob_bounds))))
+    prob_colours = ListedColormap(colormaps["RdBu_r"](np.linspace(0.1, 0.9, len(prob_bounds))))
     prob_norm = BoundaryNorm([0.0, *prob_bounds], prob_colours.N)
     for (ax_ratio, ax_prob), group in zip(axes, groups, strict=True):
         frame = joined(gaps[gaps["group"] == group].assign(has_data=True), shapes, area_id)

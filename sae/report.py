@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from sae.mapping import area_names, unit_label, write_maps
+from sae.staging import staged_file
 
 STYLE = """body{font-family:Georgia,serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}
 table{border-collapse:collapse;font-size:.85rem;margin:1rem 0}td,th{border:1px solid #bbb;padding:.25rem .5rem}
@@ -127,9 +128,8 @@ def write_report(fit, directory: Path) -> Path:
     html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(fit.spec.title)}'
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
     path = directory / "report.html"
-    temporary = path.with_suffix(".html.tmp")
-    temporary.write_text(html, encoding="utf-8")
-    temporary.replace(path)
+    with staged_file(path) as temporary:
+        temporary.write_text(html, encoding="utf-8")
     return path
 
 

@@ -7,7 +7,12 @@ in README.md ("The spec format").
 from __future__ import annotations
 
 import dataclasses
+import json
+import math
+import os
 import tomllib
+import types
+import typing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -61,7 +66,7 @@ class ModelSpec:
     """The likelihood, the group structure and the prior set."""
 
     family: str = "poisson"
-    group_effects: str = "iid"
+    group_effects: str | None = None  # None: "iid" when [data] group is given, else "none"
     priors: str = "pc"
     spatial: str = "bym2"
     transform: str = "none"
@@ -118,6 +123,13 @@ class Spec:
     output: OutputSpec = field(default_factory=OutputSpec)
     source: Path | None = None
 
+    def __post_init__(self) -> None:
+        if self.model.group_effects is None:
+            default = "iid" if self.data.group else "none"
+            object.__setattr__(
+                self, "model", dataclasses.replace(self.model, group_effects=default)
+            )
+
     @property
     def exposure(self) -> str:
         """The exposure kind: 'population', 'expected', 'trials', or 'weight' (a Fay–Herriot model
@@ -136,15 +148,26 @@ class Spec:
         return {"population": 100_000.0, "expected": 1.0, "trials": 100.0}[self.exposure]
 
     def replace(self, **sections: Any) -> Spec:
-        """A copy with some sections changed, e.g. `spec.replace(sampler={"draws": 200})`."""
-        changes = {
-            name: dataclasses.replace(getattr(self, name), **values)
-            if isinstance(values, dict)
-            else values
-            for name, values in sections.items()
-        }
+        """A copy with some sections changed, e.g. `spec.replace(sampler={"draws": 200})`.
+
+        The changes are checked exactly as a spec file's settings are (names, types, ranges).
+        """
+        where = str(self.source or "<spec>")
+        unknown = set(sections) - set(SECTIONS) - {"title"}
+        if unknown:
+            raise SaeInputError(
+                f"spec.replace: unknown section(s) {sorted(unknown)}. "
+                f"Allowed: title, {', '.join(SECTIONS)}."
+            )
+        changes: dict[str, Any] = {}
+        for name, values in sections.items():
+            if name == "title" or not isinstance(values, dict):
+                changes[name] = values
+                continue
+            merged = {**section_as_dict(getattr(self, name)), **values}
+            changes[name] = section_from_dict(name, SECTIONS[name], merged, None, where)
         spec = dataclasses.replace(self, **changes)
-        validate_spec(spec, spec.source or "<spec>")
+        validate_spec(spec, where)
         return spec
 
 
@@ -156,13 +179,34 @@ SECTIONS = {
     "flags": FlagSpec,
     "output": OutputSpec,
 }
-PATH_FIELDS = {
-    ("data", "cells"),
-    ("data", "areas"),
-    ("graph", "edges"),
-    ("output", "standard_population"),
+CHOICES = {
+    ("graph", "contiguity"): CONTIGUITIES,
+    ("graph", "islands"): ISLAND_RULES,
+    ("model", "family"): FAMILIES,
+    ("model", "group_effects"): GROUP_EFFECTS,
+    ("model", "priors"): PRIOR_SETS,
+    ("model", "spatial"): SPATIAL,
+    ("model", "transform"): TRANSFORMS,
+    ("sampler", "backend"): BACKENDS,
 }
-TUPLE_FIELDS = {("data", "strata"), ("data", "covariates"), ("data", "categorical")}
+# (low, high, low inclusive, high inclusive) for every number a spec can set
+RANGES = {
+    ("sampler", "chains"): (1, 64, True, True),
+    ("sampler", "draws"): (1, 10**7, True, True),
+    ("sampler", "tune"): (0, 10**7, True, True),
+    ("sampler", "seed"): (0, 2**32 - 1, True, True),
+    ("sampler", "target_accept"): (0.0, 1.0, False, False),
+    ("flags", "rse_unreliable"): (0.0, math.inf, False, True),
+    ("flags", "rse_caution"): (0.0, math.inf, False, True),
+    ("flags", "relative_width_unreliable"): (0.0, math.inf, False, True),
+    ("flags", "min_events"): (0, math.inf, True, True),
+    ("flags", "max_rhat"): (1.0, math.inf, False, True),
+    ("flags", "min_ess"): (0.0, math.inf, True, True),
+    ("flags", "gap_clear"): (0.5, 1.0, False, False),
+    ("flags", "gap_possible"): (0.5, 1.0, False, False),
+    ("output", "per"): (0.0, math.inf, False, False),
+    ("output", "interval"): (0.0, 1.0, False, False),
+}
 
 
 def load_spec(path: str | Path) -> Spec:
@@ -171,8 +215,8 @@ def load_spec(path: str | Path) -> Spec:
     if not path.is_file():
         raise SaeInputError(f"{path}: no such spec file. Give the path to a .toml model spec.")
     try:
-        raw = tomllib.loads(path.read_text())
-    except tomllib.TOMLDecodeError as err:
+        raw = tomllib.loads(path.read_text(encoding="utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as err:
         raise SaeInputError(
             f"{path}: not valid TOML ({err}). Fix the syntax at that line."
         ) from err
@@ -189,16 +233,20 @@ def spec_from_dict(
         raise SaeInputError(
             f"{where}: unknown section(s) {sorted(unknown)}. Allowed: title, {', '.join(SECTIONS)}."
         )
+    title = raw.get("title", Spec.title)
+    if not isinstance(title, str):
+        raise SaeInputError(f'{where}: title must be text in quotes, e.g. title = "Lung cancer".')
     sections = {
         name: section_from_dict(name, cls, raw.get(name, {}), base, where)
         for name, cls in SECTIONS.items()
     }
-    spec = Spec(title=str(raw.get("title", Spec.title)), source=source, **sections)
+    spec = Spec(title=title, source=source, **sections)
     validate_spec(spec, where)
     return spec
 
 
 def section_from_dict(name: str, cls: type, values: dict, base: Path | None, where: str) -> Any:
+    """One section's settings: known names only, each of its declared type (paths resolved)."""
     if not isinstance(values, dict):
         raise SaeInputError(f"{where}: [{name}] must be a table of settings.")
     allowed = {f.name for f in dataclasses.fields(cls)}
@@ -208,35 +256,91 @@ def section_from_dict(name: str, cls: type, values: dict, base: Path | None, whe
             f"{where}: unknown setting(s) {sorted(unknown)} in [{name}]. "
             f"Allowed: {', '.join(sorted(allowed))}."
         )
-    converted = {}
-    for key, value in values.items():
-        if (name, key) in PATH_FIELDS:
-            value = Path(value) if base is None else (base / value).resolve()
-        elif (name, key) in TUPLE_FIELDS:
-            value = (value,) if isinstance(value, str) else tuple(value)
-        converted[key] = value
+    hints = typing.get_type_hints(cls)
+    converted = {
+        key: setting_value(name, key, value, hints[key], base, where)
+        for key, value in values.items()
+    }
     return cls(**converted)
 
 
+def setting_value(section: str, key: str, value: Any, hint: Any, base: Path | None, where: str):
+    """`value` checked against the field's type `hint` and converted (paths, tuples, floats)."""
+    kinds = set(typing.get_args(hint)) if isinstance(hint, types.UnionType) else {hint}
+    if value is None and type(None) in kinds:
+        return None
+    setting = f"{where}: [{section}] {key} = {value!r}"
+    if Path in kinds:
+        if not isinstance(value, str | Path):
+            raise SaeInputError(f'{setting} must be a path in quotes, e.g. {key} = "data.csv".')
+        return Path(value) if base is None else (base / value).resolve()
+    if tuple[str, ...] in kinds:
+        items = [value] if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
+            raise SaeInputError(f'{setting} must be a list of column names, e.g. ["age", "sex"].')
+        return tuple(items)
+    if bool in kinds:
+        if not isinstance(value, bool):
+            raise SaeInputError(f"{setting} must be true or false.")
+        return value
+    if int in kinds:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise SaeInputError(f"{setting} must be a whole number, e.g. {key} = 1000.")
+        return value
+    if float in kinds:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise SaeInputError(f"{setting} must be a number (not text in quotes).")
+        return float(value)
+    if not isinstance(value, str):
+        raise SaeInputError(f'{setting} must be text in quotes, e.g. {key} = "...".')
+    return value
+
+
+def section_as_dict(section: Any) -> dict[str, Any]:
+    return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
+
+
 def validate_spec(spec: Spec, where: str) -> None:
-    """Check choices and combinations; raise a `SaeInputError` that says what to write instead."""
-    choices = [
-        ("graph", "contiguity", CONTIGUITIES),
-        ("graph", "islands", ISLAND_RULES),
-        ("model", "family", FAMILIES),
-        ("model", "group_effects", GROUP_EFFECTS),
-        ("model", "priors", PRIOR_SETS),
-        ("model", "spatial", SPATIAL),
-        ("model", "transform", TRANSFORMS),
-        ("sampler", "backend", BACKENDS),
-    ]
-    for section, key, allowed in choices:
+    """Check choices, ranges and combinations; raise a `SaeInputError` that says what to write."""
+    for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(spec, section), key)
         if value not in allowed:
             raise SaeInputError(
                 f"{where}: [{section}] {key} = {value!r} is not known. "
                 f"Use one of: {', '.join(allowed)}."
             )
+    for (section, key), bounds in RANGES.items():
+        check_range(section, key, getattr(getattr(spec, section), key), bounds, where)
+    flags = spec.flags
+    if flags.rse_caution > flags.rse_unreliable or flags.gap_possible > flags.gap_clear:
+        raise SaeInputError(
+            f"{where}: [flags] the caution thresholds must not be stricter than the unreliable "
+            "ones (rse_caution ≤ rse_unreliable, gap_possible ≤ gap_clear)."
+        )
+    validate_data_roles(spec, where)
+
+
+def check_range(section: str, key: str, value, bounds: tuple, where: str) -> None:
+    if value is None:
+        return
+    low, high, low_in, high_in = bounds
+    inside = (value >= low if low_in else value > low) and (
+        value <= high if high_in else value < high
+    )
+    if not inside:
+        left, right = "[" if low_in else "(", "]" if high_in else ")"
+        raise SaeInputError(
+            f"{where}: [{section}] {key} = {value!r} is out of range; it must lie in "
+            f"{left}{bound_text(low)}, {bound_text(high)}{right}."
+        )
+
+
+def bound_text(bound: float) -> str:
+    return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
+
+
+def validate_data_roles(spec: Spec, where: str) -> None:
+    """The columns a family needs are named, and settings that depend on each other agree."""
     data = spec.data
     if spec.model.family == "gaussian":
         validate_direct_estimates(spec, where)
@@ -253,17 +357,18 @@ def validate_spec(spec: Spec, where: str) -> None:
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "
             '(the group column). Name it, or set group_effects = "none".'
         )
+    undeclared = sorted(set(data.categorical) - set(data.covariates))
+    if undeclared:
+        raise SaeInputError(
+            f"{where}: [data] categorical names {undeclared}, which are not among the covariates "
+            f"{list(data.covariates)}. Add them to covariates or remove them from categorical."
+        )
     age = spec.output.age_stratum
     if age is not None and age not in data.strata:
         raise SaeInputError(
             f"{where}: [output] age_stratum = {age!r} is not one of the strata "
             f"{list(data.strata)}. Name the age column in [data] strata too."
         )
-    if not 0 < spec.output.interval < 1:
-        raise SaeInputError(f"{where}: [output] interval must lie between 0 and 1, e.g. 0.95.")
-    sampler = spec.sampler
-    if min(sampler.chains, sampler.draws) < 1 or sampler.tune < 0:
-        raise SaeInputError(f"{where}: [sampler] chains and draws must be ≥ 1 and tune ≥ 0.")
 
 
 def validate_direct_estimates(spec: Spec, where: str) -> None:
@@ -284,3 +389,30 @@ def validate_direct_estimates(spec: Spec, where: str) -> None:
             f'{where}: transform = "arcsine" uses the variance 1/(4n) of asin(√p), so it needs '
             "[data] sample_size = the column of sample sizes."
         )
+
+
+def spec_to_toml(spec: Spec, relative_to: Path | None = None) -> str:
+    """The spec as TOML that `load_spec` reads back to an equal spec; None settings are left out.
+
+    With `relative_to` (a directory) paths are written relative to it, so a folder that moves
+    together with its data keeps working; otherwise they are written as they are.
+    """
+    lines = [f"title = {json.dumps(spec.title, ensure_ascii=False)}"]
+    for section in SECTIONS:
+        lines.append(f"\n[{section}]")
+        for key, value in section_as_dict(getattr(spec, section)).items():
+            if isinstance(value, Path) and relative_to is not None:
+                value = os.path.relpath(value, relative_to)
+            if value is not None:
+                lines.append(f"{key} = {toml_value(value)}")
+    return "\n".join(lines) + "\n"
+
+
+def toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)  # inf and nan are TOML too
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(toml_value(v) for v in value) + "]"
+    return json.dumps(str(value), ensure_ascii=False)

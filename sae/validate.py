@@ -27,11 +27,11 @@ import numpy as np
 import pandas as pd
 
 from sae.eblup import fay_herriot_eblup
+from sae.errors import SaeInputError
 from sae.graph import graph_from_pairs
-from sae.store import machine, package_version
+from sae.provenance import machine, package_version
 
-ROOT = Path(__file__).resolve().parent.parent
-BENCHMARKS = ROOT / "benchmarks"
+PACKAGED_TREE = Path(__file__).resolve().parent.parent  # the source tree, when run from one
 MC_FACTOR = 3.5
 EXACT = 1e-4
 STAN = "Stan case study (Morris; stan-dev/example-models@2847a61)"
@@ -55,12 +55,12 @@ class Check:
         return bool(abs(self.difference) <= self.tolerance)
 
 
-def scaling_checks() -> list[Check]:
+def scaling_checks(tree: Path) -> list[Check]:
     source = "Freni-Sterrantino et al. 2018 (Stan data files)"
     checks = []
     for name, component, reference in (("adjacency_geobugs", "whole graph", 0.4853),
                                        ("adjacency_stan_islands", "mainland", 0.4504)):  # fmt: skip
-        pairs = pd.read_csv(BENCHMARKS / "scotland_lip" / f"{name}.csv", dtype=str)
+        pairs = pd.read_csv(tree / "benchmarks" / "scotland_lip" / f"{name}.csv", dtype=str)
         graph = graph_from_pairs(
             [str(i) for i in range(1, 57)], list(zip(pairs.i, pairs.j, strict=True)), name
         )
@@ -78,8 +78,8 @@ def scaling_checks() -> list[Check]:
     return checks
 
 
-def milk_checks() -> list[Check]:
-    folder = BENCHMARKS / "milk_fay_herriot"
+def milk_checks(tree: Path) -> list[Check]:
+    folder = tree / "benchmarks" / "milk_fay_herriot"
     milk = pd.read_csv(folder / "milk.csv")
     fixed = pd.read_csv(folder / "reference_fixed_effects_samplics_tests.csv")
     reference = pd.read_csv(folder / "reference_eblup_samplics_tests.csv")
@@ -124,12 +124,12 @@ def mcmc_check(
     )
 
 
-def fitted(spec_name: str, progress: bool):
+def fitted(tree: Path, spec_name: str, progress: bool):
     import sae
 
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sae.fit(ROOT / "models" / spec_name, progress=progress)
+        return sae.fit(tree / "models" / spec_name, progress=progress)
 
 
 def variable(fit, name) -> tuple[np.ndarray, float]:
@@ -137,9 +137,9 @@ def variable(fit, name) -> tuple[np.ndarray, float]:
     return draws, float(az.ess(fit.idata, var_names=[name])[name].to_numpy().min())
 
 
-def scotland_checks(progress: bool) -> list[Check]:
-    fit = fitted("scotland_lip_bym2.toml", progress)
-    path = BENCHMARKS / "scotland_lip" / "reference_results_stan_case_study.csv"
+def scotland_checks(tree: Path, progress: bool) -> list[Check]:
+    fit = fitted(tree, "scotland_lip_bym2.toml", progress)
+    path = tree / "benchmarks" / "scotland_lip" / "reference_results_stan_case_study.csv"
     table = pd.read_csv(path, dtype={"mean": str})
     stan = table[table["model"].str.startswith("BYM2, bym2")].set_index("parameter")
     inla = table[table["engine"].str.contains("INLA")].set_index("parameter")
@@ -173,17 +173,30 @@ NYC_REFERENCE = pd.DataFrame(
 )  # from benchmarks/nyc_pedestrian/README.md (Stan case study, bym2_offset_only.stan)
 
 
-def nyc_checks(progress: bool) -> list[Check]:
-    fit = fitted("nyc_pedestrian_bym2.toml", progress)
+def nyc_checks(tree: Path, progress: bool) -> list[Check]:
+    fit = fitted(tree, "nyc_pedestrian_bym2.toml", progress)
     return [
         mcmc_check("NYC pedestrian injuries", f"BYM2 {label}", *variable(fit, ours), NYC_REFERENCE.loc[theirs], STAN)
         for label, ours, theirs in (("β0", "intercept", "beta0"), ("ρ", "area_rho", "rho"), ("σ", "area_sigma", "sigma"))
     ]  # fmt: skip
 
 
-def run_validation(quick: bool, progress: bool = False) -> list[Check]:
-    checks = scaling_checks() + milk_checks() + scotland_checks(progress)
-    return checks if quick else checks + nyc_checks(progress)
+def source_tree(tree: Path | None) -> Path:
+    """The sae source tree whose models/ and benchmarks/ hold the reference data."""
+    tree = PACKAGED_TREE if tree is None else Path(tree)
+    if not ((tree / "models").is_dir() and (tree / "benchmarks" / "scotland_lip").is_dir()):
+        raise SaeInputError(
+            f"sae validate needs the benchmark data of a sae source tree (models/ and benchmarks/), "
+            f"and {tree} has none; an installed package does not carry them. Clone the sae "
+            "repository and run `sae validate --source-tree PATH_TO_CLONE`."
+        )
+    return tree
+
+
+def run_validation(quick: bool, progress: bool = False, tree: Path | None = None) -> list[Check]:
+    tree = source_tree(tree)
+    checks = scaling_checks(tree) + milk_checks(tree) + scotland_checks(tree, progress)
+    return checks if quick else checks + nyc_checks(tree, progress)
 
 
 def results_table(checks: list[Check]) -> pd.DataFrame:

@@ -1,11 +1,11 @@
 import numpy as np
 import pandas as pd
 import pytest
-from test_data import spec
+from test_inputs import spec
 
-from sae.data import load_inputs
 from sae.design import build_design
 from sae.errors import SaeInputError
+from sae.inputs import load_inputs
 
 
 def design_for(cells, areas, **changes):

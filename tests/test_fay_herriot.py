@@ -8,9 +8,9 @@ import pytest
 from conftest import ROOT, benchmark_script
 
 import sae
-from sae.data import load_inputs
 from sae.eblup import fay_herriot_eblup
 from sae.errors import SaeInputError
+from sae.inputs import load_inputs
 from sae.spec import spec_from_dict
 
 MILK = ROOT / "benchmarks" / "milk_fay_herriot"

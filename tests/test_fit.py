@@ -5,6 +5,7 @@ import json
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import simulated_cells, write_spec
 
@@ -88,7 +89,8 @@ def test_save_and_load_round_trip(synthetic, tmp_path):
     diagnostics = json.loads((out / "diagnostics.json").read_text())
     assert {"max_rhat", "min_ess_bulk", "divergences"} <= set(diagnostics)
     provenance = json.loads((out / "provenance.json").read_text())
-    assert provenance["seed"] == 7 and len(provenance["input_files"]) == 3
+    assert provenance["seed"] == 7 and provenance["written_by"] == "sae"
+    assert set(provenance["inputs"]) == {"cells", "areas"} and provenance["spec_file"]["sha256"]
     restored = sae.load(out)
     assert restored.estimates()["mean"].to_numpy() == pytest.approx(
         fit.estimates()["mean"].to_numpy()
@@ -177,13 +179,9 @@ def test_report_escapes_hostile_area_names(synthetic, tmp_path):
 
     fit, _, _ = synthetic
     hostile = "<script>alert('x')</script>"
-    areas = fit.inputs.areas.assign(
-        name=lambda a: np.where(a["area"] == "island", hostile, a["area"])
-    )
-    renamed = dataclasses.replace(
-        fit, spec=fit.spec.replace(data={"area_name": "name"}),
-        inputs=dataclasses.replace(fit.inputs, areas=areas),
-    )  # fmt: skip
+    ids = pd.Series(fit.inputs.graph.ids, index=fit.inputs.graph.ids)
+    names = ids.where(ids != "island", hostile)
+    renamed = dataclasses.replace(fit, inputs=dataclasses.replace(fit.inputs, names=names))
     html = write_report(renamed, tmp_path).read_text()
     assert hostile not in html and "&lt;script&gt;alert" in html
 
@@ -238,3 +236,89 @@ def test_prior_predictive_replicates_every_data_row(synthetic):
     summary, replicated = prior_predictive(fit, draws=200)
     assert replicated.shape == (200, len(fit.design.response))
     assert (replicated >= 0).all() and len(summary) == 200
+
+
+def small_fit(spec, **kwargs):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sae.fit(spec, progress=False, **kwargs)
+
+
+def posterior_bytes(fit) -> bytes:
+    posterior = fit.idata.posterior
+    return b"".join(posterior[name].to_numpy().tobytes() for name in sorted(posterior.data_vars))
+
+
+@pytest.mark.slow
+def test_same_spec_and_seed_give_the_same_draws_whatever_ran_before(tmp_path):
+    from conftest import grid_areas
+
+    areas = grid_areas()
+    cells = simulated_cells(areas, seed=1)[0]
+    spec = write_spec(tmp_path, cells, areas, '[model]\nspatial = "bym2"\n')
+    first = small_fit(spec)
+    np.random.seed(123)  # disturb every global state a test suite might touch
+    small_fit(sae.load_spec(spec).replace(model={"group_effects": "bym2"}, sampler={"seed": 9}))
+    again = small_fit(spec)
+    assert posterior_bytes(first) == posterior_bytes(again)
+    assert first.estimates().equals(again.estimates())
+
+
+@pytest.mark.slow
+def test_a_spec_without_a_group_column_fits_without_group_effects(tmp_path):
+    # written from the README with only the required keys: no group, default group_effects
+    from conftest import grid_areas
+
+    areas = grid_areas()
+    cells = simulated_cells(areas, seed=2)[0].query("group == 'A'").drop(columns="group")
+    cells.to_csv(tmp_path / "tracts.csv", index=False)
+    areas.to_file(tmp_path / "tracts.gpkg", driver="GPKG")
+    (tmp_path / "spec.toml").write_text(
+        '[data]\ncells = "tracts.csv"\nareas = "tracts.gpkg"\narea_id = "area"\n'
+        'count = "cases"\npopulation = "population"\n[sampler]\nchains = 2\ndraws = 200\n'
+        "tune = 200\n"
+    )
+    fit = small_fit(tmp_path / "spec.toml")
+    assert fit.spec.model.group_effects == "none"
+    estimates = fit.estimates()
+    assert len(estimates) == 21 and set(estimates["group"]) == {"all"}
+
+
+@pytest.mark.slow
+def test_plain_fay_herriot_from_a_table_alone_needs_no_polygons(tmp_path):
+    from conftest import ROOT
+
+    milk = ROOT / "benchmarks" / "milk_fay_herriot" / "milk.csv"
+    (tmp_path / "milk.toml").write_text(
+        f'[data]\ncells = "{milk}"\narea_id = "SmallArea"\nestimate = "yi"\nse = "SD"\n'
+        '[model]\nfamily = "gaussian"\nspatial = "none"\n'
+        "[sampler]\nchains = 2\ndraws = 200\ntune = 200\n"
+    )
+    fit = small_fit(tmp_path / "milk.toml")
+    assert fit.inputs.areas is None and len(fit.inputs.graph.edges) == 0
+    assert len(fit.estimates()) == 43
+    with pytest.raises(sae.SaeInputError, match="no polygons"):
+        fit.save(tmp_path / "out", maps=True)
+
+
+@pytest.mark.slow
+def test_area_names_from_the_cells_table_reach_every_output(synthetic, tmp_path):
+    fit, _, directory = synthetic
+    cells = fit.inputs.cells.frame[["area", "group", "count", "exposure"]].rename(
+        columns={"count": "cases", "exposure": "population"}
+    )
+    cells["county"] = "County " + cells["area"]
+    spec = write_spec(tmp_path, cells, fit.inputs.areas.rename(columns={}),
+                      '[model]\ngroup_effects = "iid"\n').read_text()  # fmt: skip
+    (tmp_path / "spec.toml").write_text(
+        spec.replace('area_id = "area"', 'area_id = "area"\narea_name = "county"')
+    )
+    named = small_fit(tmp_path / "spec.toml")
+    estimates = named.estimates()
+    assert list(estimates.columns[:3]) == ["area", "name", "group"]
+    assert (estimates["name"] == "County " + estimates["area"]).all()
+    assert (named.gaps()["name"] == "County " + named.gaps()["area"]).all()
+    out = named.save(tmp_path / "out", report=True)
+    assert "County a" in (out / "report.html").read_text()
+    assert "County a11" in (out / "maps" / "map.html").read_text()
+    assert named.inputs.sources["names"]["from"].endswith("cells.csv")

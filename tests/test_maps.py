@@ -153,3 +153,15 @@ def test_gap_map_greys_areas_without_a_rate_ratio():
         if len(c.get_facecolor()) and to_hex(c.get_facecolor()[0]) == maps.NO_DATA_COLOUR
     ]
     assert sum(len(c.get_paths()) for c in grey) == 1
+
+
+def test_interactive_map_takes_a_str_path(tmp_path):
+    from conftest import grid_areas
+
+    from sae.interactive import interactive_map
+
+    areas = grid_areas(island=False)
+    estimates = areas[["area"]].assign(group="A", mean=np.arange(20.0), lower=0.0, upper=40.0,
+                                       flag="reliable", has_data=True)  # fmt: skip
+    path = interactive_map(estimates, areas, "area", str(tmp_path / "map.html"))
+    assert path.is_file() and "Bokeh" in path.read_text()

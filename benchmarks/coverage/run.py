@@ -66,8 +66,8 @@ from truths import (  # noqa: E402
 )
 
 import sae  # noqa: E402
-from sae.data import load_inputs  # noqa: E402
 from sae.graph import graph_from_polygons  # noqa: E402
+from sae.inputs import load_inputs  # noqa: E402
 
 EVENT_BANDS = ([0, 5, 20, 100, np.inf], ["< 5", "5–20", "20–100", "> 100"])
 RESPONDENT_BANDS = ([0, 1, 10, 50, np.inf], ["none", "1–9", "10–49", "≥ 50"])

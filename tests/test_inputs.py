@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 from shapely.geometry import Polygon
 
-from sae.data import load_inputs
 from sae.errors import SaeInputError
+from sae.inputs import load_inputs
 from sae.spec import spec_from_dict
 
 SPEC = {
@@ -59,7 +59,7 @@ def test_duplicate_cells_name_the_rows(cells, areas):
     [
         (-1, "is negative at row 5"),
         (2.5, "not a whole number at row 5"),
-        (None, "missing or non-numeric values at row 5"),
+        (None, "missing, non-numeric or infinite values at row 5"),
     ],
 )
 def test_bad_counts(cells, areas, value, message):
@@ -85,7 +85,7 @@ def test_zero_population_with_zero_count_is_allowed(cells, areas):
 def test_count_above_trials(cells, areas):
     cells = cells.rename(columns={"population": "trials"})
     cells.loc[4, "cases"] = cells.loc[4, "trials"] + 1
-    with pytest.raises(SaeInputError, match="'cases' exceeds trials column 'trials' at row 4"):
+    with pytest.raises(SaeInputError, match="'cases' exceeds the trials column 'trials' at row 4"):
         inputs(
             cells,
             areas,
@@ -145,3 +145,18 @@ def test_duplicate_area_ids_in_geometry(cells, areas):
     )
     with pytest.raises(SaeInputError, match="repeats area ids a00"):
         inputs(cells, doubled)
+
+
+def test_cells_and_areas_may_be_given_as_paths(tmp_path, cells, areas):
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    areas.to_file(tmp_path / "areas.gpkg", driver="GPKG")
+    result = load_inputs(spec(), cells=str(tmp_path / "cells.csv"), areas=tmp_path / "areas.gpkg")
+    assert len(result.cells.frame) == len(cells) and result.graph.n_areas == len(areas)
+    assert result.sources["cells"]["path"].endswith("cells.csv")
+
+
+def test_a_label_na_stays_a_label(tmp_path, cells, areas):
+    cells.loc[cells["group"] == "B", "group"] = "NA"  # e.g. a code for Native American
+    cells.to_csv(tmp_path / "cells.csv", index=False)
+    result = load_inputs(spec(data={"cells": str(tmp_path / "cells.csv")}), areas=areas)
+    assert result.cells.groups == ("A", "NA")

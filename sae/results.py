@@ -1,0 +1,115 @@
+"""Writing a fit's results folder: the core (`sae.store`), the tables, the maps and the report.
+
+Everything is built in a staging folder and swapped in whole. If a derived output (a table, a
+map, the report) fails, the core (posterior, inputs, diagnostics, provenance) is still published
+and the error says how to finish; a finished posterior is never thrown away.
+
+    estimates.csv            `Fit.estimates()`
+    gaps.csv                 `Fit.gaps()`: each group against the reference group (with groups)
+    gaps_vs_all_groups.csv   each group against its place's all-groups rate
+    overall.csv              `Fit.overall()`: map-wide rate per group and ratio to the reference
+    maps/, report.html       with maps=True / report=True (`sae.mapping`, `sae.report`)
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+from sae.errors import SaeInputError, SaeOutputError
+from sae.gaps import ALL_GROUPS
+from sae.spec import Spec
+from sae.staging import check_output_folder, staged_directory, staged_file
+from sae.store import write_core
+
+DERIVED = ("estimates.csv", "gaps.csv", "gaps_vs_all_groups.csv", "overall.csv", "maps",
+           "report.html")  # fmt: skip
+
+
+def protected_paths(spec: Spec) -> list[Path]:
+    """The spec and the files it reads: no results folder may hold them."""
+    paths = [spec.source, spec.data.cells, spec.data.areas, spec.graph.edges,
+             spec.output.standard_population]  # fmt: skip
+    return [Path(p) for p in paths if p is not None]
+
+
+def check_results_target(spec: Spec, directory: Path, force: bool, maps: bool) -> None:
+    """Everything about the output that can be known before sampling."""
+    check_output_folder(directory, force, protected_paths(spec))
+    if maps and spec.data.areas is None:
+        raise SaeInputError(
+            f"{spec.source or '<spec>'}: maps need polygons, and this spec has none ([data] areas). "
+            "Add a polygons file, or leave out --maps and --report."
+        )
+
+
+def save_results(
+    fit, directory: Path, force: bool = False, maps: bool = False, report: bool = False
+) -> Path:
+    """Write the fit's core, tables and (optionally) maps and report to `directory`."""
+    directory = Path(directory)
+    check_output_folder(directory, force, protected_paths(fit.spec))
+    if (maps or report) and fit.inputs.areas is None:
+        raise SaeInputError("this fit has no polygons, so it has no maps and no report maps.")
+    failure = None
+    with staged_directory(directory) as staging:
+        write_core_or_keep(fit, staging, directory)
+        try:
+            write_derived(fit, staging, maps or report, report)
+        except Exception as err:  # noqa: BLE001 - the posterior is published whatever failed
+            failure = err
+            for name in DERIVED:
+                remove(staging / name)
+    if failure is not None:
+        raise SaeOutputError(
+            f"{directory}: the fit is saved (posterior.nc, inputs, diagnostics), but writing its "
+            f"tables, maps or report failed: {type(failure).__name__}: {failure}. Once that is "
+            f"fixed, finish with `sae report {directory}` (it writes the missing tables, maps "
+            f"and report; `sae map {directory}` redraws the maps alone)."
+        ) from failure
+    return directory
+
+
+def write_core_or_keep(fit, staging: Path, directory: Path) -> None:
+    """Write the core; if that fails once the posterior is on disk, keep it beside `directory`."""
+    try:
+        write_core(fit, staging)
+    except OSError as err:
+        if not (staging / "posterior.nc").is_file():
+            raise SaeOutputError(f"cannot write {directory}: {err}") from err
+        kept = directory.with_name(f"{directory.name}.incomplete")
+        shutil.rmtree(kept, ignore_errors=True)
+        staging.rename(kept)
+        raise SaeOutputError(
+            f"cannot finish writing {directory} ({err}). The posterior is kept in {kept}/ "
+            "(posterior.nc); free some space and fit again, or load the draws with ArviZ."
+        ) from err
+
+
+def write_derived(fit, directory: Path, maps: bool, report: bool) -> None:
+    from sae.mapping import write_maps
+    from sae.report import write_report
+
+    write_tables(fit, directory)
+    if maps:
+        write_maps(fit, directory / "maps")
+    if report:
+        write_report(fit, directory)
+
+
+def write_tables(fit, directory: Path) -> None:
+    """estimates.csv and, with groups, gaps.csv, gaps_vs_all_groups.csv and overall.csv."""
+    tables = {"estimates.csv": fit.estimates}
+    if len(fit.design.groups) > 1:
+        tables |= {"gaps.csv": fit.gaps, "gaps_vs_all_groups.csv": lambda: fit.gaps(ALL_GROUPS),
+                   "overall.csv": fit.overall}  # fmt: skip
+    for name, table in tables.items():
+        with staged_file(directory / name) as temporary:
+            table().to_csv(temporary, index=False)
+
+
+def remove(path: Path) -> None:
+    if path.is_dir():
+        shutil.rmtree(path)
+    else:
+        path.unlink(missing_ok=True)
