@@ -9,9 +9,9 @@ fit = sae.load("out/pennsylvania")
 
 from importlib import metadata
 
+from sae.diagnostics import ConvergenceWarning
 from sae.errors import SaeError, SaeInputError, SaeOutputError
 from sae.fit import Fit, fit, load
-from sae.sampling import ConvergenceWarning
 from sae.spec import Spec, load_spec, spec_from_dict
 
 try:

@@ -15,47 +15,20 @@ import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
-from scipy import stats
 
-from sae import transforms
+from sae.posterior import data_row_predictor
 
 PERMUTATIONS = 999
 
 
-def data_rows(fit) -> tuple[pd.DataFrame, np.ndarray]:
-    """The likelihood's rows (cells with data) and their positions among the grid rows."""
-    frame = fit.inputs.cells.frame
-    used = frame["estimate"].notna() if "estimate" in frame else frame["exposure"] > 0
-    rows = frame[used.to_numpy()].reset_index(drop=True)
-    keys = ["area", "group", *fit.inputs.cells.strata]
-    grid_keys = pd.MultiIndex.from_frame(fit.design.grid.rows[keys])
-    return rows, grid_keys.get_indexer(pd.MultiIndex.from_frame(rows[keys]))
-
-
-def fitted_draws(fit) -> tuple[pd.DataFrame, np.ndarray]:
-    """Per data row and draw: the expected count (counts) or the model-scale mean (Fay–Herriot)."""
-    rows, position = data_rows(fit)
-    rate = fit.stratum_draws()[:, :, position] / fit.spec.per
-    if fit.spec.model.family == "gaussian":
-        eta, _ = transforms.forward(
-            fit.spec.model.transform, rate, np.zeros_like(rate), rows.get("sample_size")
-        )
-        return rows, eta
-    return rows, rate * rows["exposure"].to_numpy()
+def predictor_draws(fit) -> np.ndarray:
+    """η of every likelihood row (keyed by `fit.design.keys`), per draw: (chain, draw, row)."""
+    return fit._cached(("row eta",), lambda: data_row_predictor(fit.idata.posterior, fit.design))
 
 
 def pointwise_log_likelihood(fit) -> np.ndarray:
-    """log p(y_r | θ^(s)) for every data row r and draw s: array (chain, draw, row)."""
-    rows, mean = fitted_draws(fit)
-    family = fit.spec.model.family
-    if family == "poisson":
-        return stats.poisson.logpmf(rows["count"].to_numpy(), mean)
-    if family == "binomial":
-        trials = rows["exposure"].to_numpy()
-        return stats.binom.logpmf(rows["count"].to_numpy(), trials, mean / trials)
-    y, psi = transforms.forward(fit.spec.model.transform, rows["estimate"].to_numpy(),
-                                rows["variance"].to_numpy(), rows.get("sample_size"))  # fmt: skip
-    return stats.norm.logpdf(y, mean, np.sqrt(psi))
+    """log p(y_r | η_r^(s)) for every likelihood row r and draw s: array (chain, draw, row)."""
+    return fit.spec.family.log_density(fit.design.rows, predictor_draws(fit))
 
 
 def loo(fit) -> az.ELPDData:
@@ -71,16 +44,11 @@ def posterior_predictive(fit, seed: int = 0) -> pd.DataFrame:
     if fit.spec.model.family == "gaussian":
         raise ValueError("posterior predictive totals are defined for count models")
     rng = np.random.default_rng(seed)
-    rows, mean = fitted_draws(fit)
-    flat = mean.reshape(-1, mean.shape[-1])
-    if fit.spec.model.family == "binomial":
-        trials = rows["exposure"].to_numpy().astype(int)
-        replicated = rng.binomial(trials, flat / trials)
-    else:
-        replicated = rng.poisson(flat)
-    observed = rows["count"].to_numpy()
+    eta = predictor_draws(fit)
+    replicated = fit.spec.family.replicate(rng, fit.design.rows, eta.reshape(-1, eta.shape[-1]))
+    observed = fit.design.rows.response
     table = [summary_row("all groups", observed, replicated)]
-    for group, members in rows.groupby("group").indices.items():
+    for group, members in fit.design.keys.groupby("group").indices.items():
         table.append(summary_row(group, observed[members], replicated[:, members]))
     return pd.DataFrame(table)
 
@@ -114,9 +82,10 @@ def morans_i(
 
 def residual_morans_i(fit) -> dict:
     """Moran's I of area-level Pearson residuals (counts summed over groups and strata)."""
-    rows, mean = fitted_draws(fit)
-    fitted = pd.Series(mean.mean(axis=(0, 1))).groupby(rows["area"]).sum()
-    observed = rows.groupby("area")["count"].sum()
+    keys = fit.design.keys
+    mean = fit.spec.family.expected(fit.design.rows, predictor_draws(fit))
+    fitted = pd.Series(mean.mean(axis=(0, 1))).groupby(keys["area"].to_numpy()).sum()
+    observed = pd.Series(fit.design.rows.response).groupby(keys["area"].to_numpy()).sum()
     graph = fit.inputs.graph
     residual = ((observed - fitted) / np.sqrt(fitted)).reindex(list(graph.ids))
     keep = residual.notna().to_numpy()

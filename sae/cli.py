@@ -18,8 +18,8 @@ import sys
 import warnings
 from pathlib import Path
 
+from sae.diagnostics import ConvergenceWarning
 from sae.errors import SaeError, SaeOutputError
-from sae.sampling import ConvergenceWarning
 
 
 def parser() -> argparse.ArgumentParser:

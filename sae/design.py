@@ -18,29 +18,75 @@ import scipy.sparse as sp
 from sae import transforms
 from sae.cells import CellTable
 from sae.errors import SaeInputError, listing
+from sae.family import RowData
 from sae.graph import AreaGraph
+
+
+@dataclass(frozen=True)
+class Term:
+    """One column of the fixed-effect design: a numeric covariate or stratum (`level` None), or the
+    dummy of one level of a categorical one; standardised as (value − center) / scale.
+
+    The coding is saved with a fit, so a loaded fit means what it meant when it was fitted."""
+
+    column: str
+    level: str | None
+    center: float
+    scale: float
+
+    @property
+    def label(self) -> str:
+        return self.column if self.level is None else f"{self.column}[{self.level}]"
+
+    @property
+    def numeric(self) -> bool:
+        return self.level is None
+
+    def values(self, frame: pd.DataFrame) -> np.ndarray:
+        """The standardised column for the rows of `frame`."""
+        raw = frame[self.column]
+        raw = (
+            raw.to_numpy(float) if self.numeric else (raw.astype(str) == self.level).to_numpy(float)
+        )
+        return (raw - self.center) / self.scale
 
 
 @dataclass(frozen=True, eq=False)
 class Design:
-    """Arrays for one fit. Likelihood rows exclude zero-exposure rows (they must have 0 events)
-    and, for Fay–Herriot models, rows without a direct estimate; `variance` is ψ on the model's
-    scale (Fay–Herriot only)."""
+    """Arrays for one fit.
+
+    The likelihood's rows (`keys`: area, group and strata of each) exclude zero-exposure rows (they
+    must have 0 events) and, for Fay–Herriot models, rows without a direct estimate; `rows` holds
+    what the family needs of them (y, offset, trials, ψ on the model's scale). `area`, `group` and
+    `X` index and describe the same rows; `grid` every area × group × stratum combination.
+    """
 
     area: np.ndarray
     group: np.ndarray
     X: np.ndarray
-    offset: np.ndarray
-    response: np.ndarray
-    trials: np.ndarray
-    variance: np.ndarray
-    terms: tuple[str, ...]
-    center: np.ndarray
-    scale: np.ndarray
+    rows: RowData
+    keys: pd.DataFrame
+    coding: tuple[Term, ...]
     base_level: float
     groups: tuple[str, ...]
     baseline_group: int
     grid: Grid
+
+    @property
+    def terms(self) -> tuple[str, ...]:
+        return tuple(term.label for term in self.coding)
+
+    @property
+    def center(self) -> np.ndarray:
+        return np.array([term.center for term in self.coding])
+
+    @property
+    def scale(self) -> np.ndarray:
+        return np.array([term.scale for term in self.coding])
+
+    @property
+    def numeric_terms(self) -> np.ndarray:
+        return np.array([term.numeric for term in self.coding], dtype=bool)
 
 
 @dataclass(frozen=True, eq=False)
@@ -96,90 +142,80 @@ def build_design(
     areas: pd.DataFrame | None,
     area_id: str,
     transform: str | None = None,
+    coding: tuple[Term, ...] | None = None,
 ) -> Design:
-    """Arrays for the model. `transform` is set for Fay–Herriot models (direct estimates)."""
+    """Arrays for the model. `transform` is set for Fay–Herriot models (direct estimates);
+    `coding` (a saved fit's) replaces the coding derived from the data."""
     frame = cells.frame
-    columns, terms, center, scale = fixed_effect_columns(frame, cells)
+    coding = fixed_effect_coding(frame, cells) if coding is None else coding
     group_codes = {g: i for i, g in enumerate(cells.groups)}
     exposure_by_group = frame.groupby("group")["exposure"].sum()
+    used, rows, base_level = likelihood_rows(frame, cells.exposure, transform)
+    keys = ["area", "group", *cells.strata]
+    return Design(
+        area=frame["area"].map(graph.index).to_numpy()[used],
+        group=frame["group"].map(group_codes).to_numpy()[used],
+        X=coded(frame, coding)[used],
+        rows=rows,
+        keys=frame.loc[used, keys].reset_index(drop=True),
+        coding=coding,
+        base_level=base_level,
+        groups=cells.groups,
+        baseline_group=group_codes[exposure_by_group.idxmax()],
+        grid=build_grid(cells, graph, areas, area_id, group_codes, coding),
+    )
+
+
+def likelihood_rows(frame: pd.DataFrame, exposure_kind: str, transform: str | None):
+    """Which cells enter the likelihood, their family data, and the overall level the intercept
+    is centred on (the crude log rate, logit proportion, or mean transformed estimate)."""
     exposure = frame["exposure"].to_numpy()
-    variance = np.zeros(0)
     if transform is not None:  # Fay–Herriot: direct estimates on the model's scale
         used = frame["estimate"].notna().to_numpy()
         response, variance = transforms.forward(
             transform, frame["estimate"].to_numpy()[used], frame["variance"].to_numpy()[used],
             frame["sample_size"].to_numpy()[used],
         )  # fmt: skip
-        base_level = float(np.mean(response))
-        offset = np.zeros(used.sum())
-    elif cells.exposure == "trials":
-        used = exposure > 0
-        response = frame["count"].to_numpy()[used]
+        rows = RowData(response, np.zeros(used.sum()), np.zeros(0), variance)
+        return used, rows, float(np.mean(response))
+    used = exposure > 0
+    response = frame["count"].to_numpy()[used]
+    if exposure_kind == "trials":
         p = response.sum() / exposure[used].sum()
-        base_level = float(np.log(p / (1 - p)))
-        offset = np.zeros(used.sum())
-    else:
-        used = exposure > 0
-        response = frame["count"].to_numpy()[used]
-        base_level = float(np.log(response.sum() / exposure[used].sum()))
-        offset = np.log(exposure[used])
-    X = standardised(columns, center, scale)
-    return Design(
-        area=frame["area"].map(graph.index).to_numpy()[used],
-        group=frame["group"].map(group_codes).to_numpy()[used],
-        X=X[used],
-        offset=offset,
-        response=response,
-        trials=exposure[used].astype(np.int64) if cells.exposure == "trials" else np.zeros(0),
-        variance=variance,
-        terms=terms,
-        center=center,
-        scale=scale,
-        base_level=base_level,
-        groups=cells.groups,
-        baseline_group=group_codes[exposure_by_group.idxmax()],
-        grid=build_grid(cells, graph, areas, area_id, group_codes, (terms, center, scale)),
-    )
+        rows = RowData(response, np.zeros(used.sum()), exposure[used].astype(np.int64), np.zeros(0))
+        return used, rows, float(np.log(p / (1 - p)))
+    rows = RowData(response, np.log(exposure[used]), np.zeros(0), np.zeros(0))
+    return used, rows, float(np.log(response.sum() / exposure[used].sum()))
 
 
-def fixed_effect_columns(frame: pd.DataFrame, cells: CellTable):
-    """Raw design columns, their names, and how each is centred and scaled."""
-    blocks, terms, center, scale = [], [], [], []
+def fixed_effect_coding(frame: pd.DataFrame, cells: CellTable) -> tuple[Term, ...]:
+    """Numeric covariates and strata standardised; categorical ones dummy-coded against their first
+    (sorted) level, each dummy centred."""
+    terms = []
     for name in (*cells.covariates, *cells.strata):
         values = frame[name]
         if pd.api.types.is_numeric_dtype(values):
-            sd = values.std(ddof=0)
             if values.nunique() == 1:
                 raise SaeInputError(
                     f"{cells.source}: covariate {name!r} takes one value only ({values.iloc[0]}); "
                     "it cannot be estimated next to the intercept. Drop it from the spec."
                 )
-            blocks.append(values.to_numpy()[:, None])
-            terms.append(name)
-            center.append(values.mean())
-            scale.append(sd)
+            terms.append(Term(name, None, float(values.mean()), float(values.std(ddof=0))))
             continue
-        levels = sorted(values.unique())
-        for level in levels[1:]:
+        for level in sorted(values.unique())[1:]:
             dummy = (values.to_numpy() == level).astype(float)
-            blocks.append(dummy[:, None])
-            terms.append(f"{name}[{level}]")
-            center.append(dummy.mean())
-            scale.append(1.0)
-    columns = np.hstack(blocks) if blocks else np.zeros((len(frame), 0))
-    return columns, tuple(terms), np.array(center), np.array(scale)
+            terms.append(Term(name, str(level), float(dummy.mean()), 1.0))
+    return tuple(terms)
 
 
-def is_numeric_term(term: str) -> bool:
-    """Numeric covariates keep their column name; dummy terms are named ``column[level]``."""
-    return not term.endswith("]")
+def coded(frame: pd.DataFrame, coding: tuple[Term, ...]) -> np.ndarray:
+    """The standardised design matrix of `frame`'s rows under `coding`."""
+    if not coding:
+        return np.zeros((len(frame), 0))
+    return np.column_stack([term.values(frame) for term in coding])
 
 
-def standardised(columns: np.ndarray, center: np.ndarray, scale: np.ndarray) -> np.ndarray:
-    return (columns - center) / scale
-
-
-def build_grid(cells, graph, areas, area_id, group_codes, coding) -> Grid:
+def build_grid(cells, graph, areas, area_id, group_codes, coding: tuple[Term, ...]) -> Grid:
     frame = cells.frame
     strata = list(cells.strata)
     combos = frame[strata].drop_duplicates() if strata else pd.DataFrame(index=[0])
@@ -196,24 +232,10 @@ def build_grid(cells, graph, areas, area_id, group_codes, coding) -> Grid:
     return Grid(
         area=full["area"].map(graph.index).to_numpy(),
         group=full["group"].map(group_codes).to_numpy(),
-        X=grid_design(full, coding),
+        X=coded(full, coding),
         rows=full[[*keys, "exposure"]],
         strata=tuple(strata),
     )
-
-
-def grid_design(full: pd.DataFrame, coding) -> np.ndarray:
-    """The grid's design matrix, coded exactly as the fitted data were (same levels, scales)."""
-    terms, center, scale = coding
-    columns = []
-    for term in terms:
-        if is_numeric_term(term):
-            columns.append(full[term].to_numpy(float))
-        else:
-            name, _, level = term[:-1].rpartition("[")
-            columns.append((full[name].astype(str) == level).to_numpy(float))
-    raw = np.column_stack(columns) if columns else np.zeros((len(full), 0))
-    return standardised(raw, center, scale)
 
 
 def fill_covariate(frame, full, covariate, areas, area_id, source) -> pd.Series:

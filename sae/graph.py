@@ -88,6 +88,15 @@ class AreaGraph:
                 factors[nodes] = component_scaling_factor(self.laplacian(nodes))
         return factors
 
+    @cached_property
+    def laplacian_spectrum(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(nodes, non-zero Laplacian eigenvalues) of each component of more than one area."""
+        return [
+            (nodes, scipy.linalg.eigvalsh(self.laplacian(nodes), check_finite=False)[1:])
+            for nodes in self.component_nodes()
+            if len(nodes) > 1
+        ]
+
     def component_nodes(self) -> list[np.ndarray]:
         """Area indices of each connected component."""
         order = np.argsort(self.component, kind="stable")

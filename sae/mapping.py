@@ -11,15 +11,7 @@ from pathlib import Path
 from sae import maps
 from sae.errors import SaeInputError
 from sae.interactive import interactive_map
-
-
-def unit_label(fit) -> str:
-    per = fit.spec.per
-    if fit.spec.model.family == "gaussian":
-        return "(direct-estimate scale)" if per == 1 else f"× {per:,.0f}"
-    if fit.spec.exposure == "expected":
-        return "(relative risk)"
-    return "%" if per == 100 else f"per {per:,.0f}"
+from sae.summary import model_words
 
 
 def area_names(fit) -> dict:
@@ -39,11 +31,10 @@ def write_maps(fit, directory: Path) -> list[Path]:
     adjusted = spec.output.age_stratum is not None
     column = "adj_mean" if adjusted else "mean"
     basis = "age-adjusted (2000 U.S. standard), " if adjusted else ""
-    subtitle = (f"{basis}{unit_label(fit)}; posterior mean of a BYM2 model "
-                f"({spec.model.family}, group effects {spec.model.group_effects})")  # fmt: skip
+    subtitle = f"{basis}{spec.unit_label}; posterior mean ({model_words(spec)})"
     estimates = fit.estimates()
     written = []
-    fig = maps.plot_estimates(estimates, areas, area_id, column=column, unit=unit_label(fit),
+    fig = maps.plot_estimates(estimates, areas, area_id, column=column, unit=spec.unit_label,
                               title=spec.title, subtitle=subtitle)  # fmt: skip
     written += maps.save_figure(fig, directory / "estimates")
     gaps = None
@@ -62,7 +53,7 @@ def write_maps(fit, directory: Path) -> list[Path]:
                 gaps=gaps,
                 column=column,
                 title=spec.title,
-                unit=unit_label(fit),
+                unit=spec.unit_label,
                 names=area_names(fit),
             )  # fmt: skip
         )

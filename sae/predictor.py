@@ -9,6 +9,8 @@ tensors (inside the model) and on numpy arrays with leading draw dimensions (aft
 
 from __future__ import annotations
 
+import numpy as np
+
 
 def bym2_combination(sigma, rho, structured, unstructured, root_inverse_scale, is_structured):
     """b = σ (√(ρ/s) u + √(1 − ρ) v) on areas in components; b = σ v on islands.
@@ -42,3 +44,9 @@ def linear_predictor(params: dict, area, group, X):
     if "group_area_effect" in params:
         eta = eta + params["group_area_effect"][..., group, area]
     return eta
+
+
+def structure_weights(graph) -> tuple[np.ndarray, np.ndarray]:
+    """1/√s per area and a 0/1 marker of areas with a structured part (islands have none)."""
+    is_structured = (~graph.is_island).astype(float)
+    return is_structured / np.sqrt(graph.scaling_factor), is_structured

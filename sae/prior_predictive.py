@@ -19,9 +19,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from sae.bym2 import structure_weights
-from sae.checks import data_rows
-from sae.predictor import bym2_combination, iid_combination, linear_predictor
+from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
 from sae.priors import PC_SIGMA_ALPHA, PC_SIGMA_U, PRIOR_SETS, pc_rho_logp, scaled_icar_eigenvalues
 
 RHO_GRID = np.linspace(1e-6, 1 - 1e-6, 4001)
@@ -97,14 +95,7 @@ def prior_predictive(fit, draws: int = 500, seed: int = 0) -> tuple[pd.DataFrame
     params = draw_parameters(fit, draws, rng)
     design = fit.design
     eta = linear_predictor(params, design.area, design.group, design.X)
-    rows, _ = data_rows(fit)
-    family = fit.spec.model.family
-    if family == "poisson":
-        replicated = rng.poisson(np.minimum(np.exp(eta + design.offset), 1e12))
-    elif family == "binomial":
-        replicated = rng.binomial(design.trials, 1.0 / (1.0 + np.exp(-eta)))
-    else:
-        replicated = rng.normal(eta, np.sqrt(design.variance))
+    replicated = fit.spec.family.replicate(rng, design.rows, eta)
     summary = pd.DataFrame({"sigma": params["sigma"], "rho": params["rho"],
                             "replicated_total": replicated.sum(axis=1)})  # fmt: skip
     return summary, replicated

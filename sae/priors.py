@@ -28,7 +28,6 @@ from dataclasses import dataclass
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import scipy.linalg
 import scipy.optimize
 
 from sae.graph import AreaGraph
@@ -78,11 +77,8 @@ def mixing_rho(name: str, prior: PriorSet, eigenvalues: np.ndarray | None, dims:
 
 def scaled_icar_eigenvalues(graph: AreaGraph) -> np.ndarray:
     """γ_k: the non-zero eigenvalues of the scaled ICAR covariance, over all components."""
-    values = []
-    for nodes in graph.component_nodes():
-        if len(nodes) > 1:
-            laplacian = scipy.linalg.eigvalsh(graph.laplacian(nodes), check_finite=False)
-            values.append(1.0 / (graph.scaling_factor[nodes[0]] * laplacian[1:]))
+    values = [1.0 / (graph.scaling_factor[nodes[0]] * eigenvalues)
+              for nodes, eigenvalues in graph.laplacian_spectrum]  # fmt: skip
     return np.concatenate(values) if values else np.ones(1)
 
 
@@ -123,3 +119,18 @@ def pc_rho_logp(rho, gamma: np.ndarray):
     distance = (2.0 * divergence) ** 0.5
     log = pt.log if isinstance(rho, pt.TensorVariable) else np.log
     return np.log(theta) - log_normaliser - theta * distance + log(slope) - log(distance)
+
+
+def sigma_log_prior(prior: PriorSet, sigma: np.ndarray) -> np.ndarray:
+    """log π(σ) on σ > 0 (numpy): the PC prior's exponential, or the half-normal N⁺(0, 1)."""
+    if prior.sigma == "pc":
+        rate = -np.log(PC_SIGMA_ALPHA) / PC_SIGMA_U
+        return np.log(rate) - rate * sigma
+    return 0.5 * np.log(2.0 / np.pi) - 0.5 * sigma**2
+
+
+def rho_log_prior(prior: PriorSet, rho: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
+    """log π(ρ) on 0 < ρ < 1 (numpy): the PC prior, or Beta(½, ½)."""
+    if prior.rho == "beta":
+        return -0.5 * np.log(rho) - 0.5 * np.log1p(-rho) - np.log(np.pi)
+    return pc_rho_logp(np.asarray(rho, float), gamma)

@@ -27,7 +27,7 @@ def provenance(fit) -> dict:
         "written_by": "sae",
         "created": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
         "seed": spec.sampler.seed,
-        "method": fit.diagnostics.get("method", "nuts"),
+        "method": fit.diagnostics.method,
         "sampler": dataclasses.asdict(spec.sampler),
         "spec_file": spec_file,
         "inputs": fit.inputs.sources,

@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sae.diagnostics import PARETO_K_LIMIT
 from sae.spec import FlagSpec
 
 RELIABLE, CAUTION, UNRELIABLE = "reliable", "caution", "unreliable"
@@ -67,6 +68,14 @@ def flag_estimates(table: pd.DataFrame, flags: FlagSpec, divergences: int) -> pd
             UNRELIABLE,
             pd.Series(divergences > 0, index=table.index),
             lambda r: f"{divergences} divergent transitions in the run",
+        ),
+        (
+            UNRELIABLE,
+            table.get("pareto_k", pd.Series(np.nan, index=table.index)) > PARETO_K_LIMIT,
+            lambda r: (
+                f"the Laplace approximation is off here (Pareto k̂ {r.pareto_k:.2f} > "
+                f'{PARETO_K_LIMIT}): check with method = "nuts"'
+            ),
         ),
         (
             CAUTION,

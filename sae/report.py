@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sae.mapping import area_names, unit_label, write_maps
+from sae.mapping import area_names, write_maps
 from sae.staging import staged_file
 
 STYLE = """body{font-family:Georgia,serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -30,20 +30,6 @@ GROUP_TEXT = {
 }
 
 
-def likelihood_text(spec) -> str:
-    if spec.model.family == "gaussian":
-        scale = (
-            ""
-            if spec.model.transform == "none"
-            else f" on the {spec.model.transform} scale (delta-method variances)"
-        )
-        return ("direct survey estimates with known sampling variances, y_d ~ N(θ_d, ψ_d) "
-                f"(Fay & Herriot 1979){scale}")  # fmt: skip
-    return {"population": "Poisson counts with the population as exposure",
-            "expected": "Poisson counts with expected counts as offset (relative risks)",
-            "trials": "binomial counts out of trials (logit link)"}[spec.exposure]  # fmt: skip
-
-
 def area_effect_text(spec) -> str:
     if spec.model.spatial == "none":
         return "an independent area effect"
@@ -52,8 +38,8 @@ def area_effect_text(spec) -> str:
 
 
 def methods(fit) -> str:
-    s, d, g = fit.spec, fit.diagnostics, fit.inputs.graph.summary()
-    likelihood = likelihood_text(s)
+    s, g = fit.spec, fit.inputs.graph.summary()
+    likelihood = s.family.describe(s.exposure)
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
@@ -63,12 +49,29 @@ def methods(fit) -> str:
         f"({', '.join(s.data.covariates) or 'none'}), {area_effect_text(s)}, and "
         f"{GROUP_TEXT[s.model.group_effects]}. Priors: "
         f"{PRIOR_TEXT[s.model.priors]}. The graph has {g['n_areas']} areas and {g['n_edges']} edges "
-        f"({s.graph.edges.name if s.graph.edges else s.graph.contiguity + ' contiguity'}). The posterior "
-        f"was sampled with {s.sampler.backend} (NUTS), {d['chains']} chains of {d['draws']} draws after "
-        f"{s.sampler.tune} tuning steps, seed {s.sampler.seed}; max R-hat {d['max_rhat']:.3f}, min bulk "
-        f"ESS {d['min_ess_bulk']:.0f}, {d['divergences']} divergences (Vehtari et al. 2021).{adjusted} "
+        f"({s.graph.edges.name if s.graph.edges else s.graph.contiguity + ' contiguity'}). "
+        f"{inference_text(fit)}{adjusted} "
         f"Intervals are equal-tailed {s.output.interval:.0%} credible intervals. Gaps are computed draw "
         f"by draw from the same posterior."
+    )
+
+
+def inference_text(fit) -> str:
+    s, d = fit.spec, fit.diagnostics
+    if d.method == "laplace":
+        return (
+            "The posterior was computed by a sparse Laplace approximation of the latent Gaussian "
+            "field (Rue, Martino & Chopin 2009), integrated over the hyperparameters by importance "
+            f"sampling at {d.theta_points} points (Pareto k̂ {d.theta_pareto_k:.2f}); {d.draws} "
+            f"draws, seed {s.sampler.seed}. The exact posterior was checked against the "
+            f"approximation by Pareto-smoothed importance sampling (k̂ {d.latent_pareto_k:.2f}; "
+            f"{d.rows_off or 0} data rows with k̂ > 0.7, their cells flagged; Vehtari et al. 2024)."
+        )
+    return (
+        f"The posterior was sampled with {s.sampler.backend} (NUTS), {d.chains} chains of {d.draws} "
+        f"draws after {s.sampler.tune} tuning steps, seed {s.sampler.seed}; max R-hat "
+        f"{d.max_rhat:.3f}, min bulk ESS {d.min_ess_bulk:.0f}, {d.divergences} divergences "
+        "(Vehtari et al. 2021)."
     )
 
 
@@ -123,7 +126,7 @@ def write_report(fit, directory: Path) -> Path:
     parts.append("<h2>Diagnostics</h2>" + table_html(diagnostics_table(fit.diagnostics), 3))
     parts.append("<h2>Data notes</h2>" + data_notes(fit, estimates, names))
     parts.append(
-        f'<p class="note">Reliability rules: {escape(FLAG_RULES)} Units: {escape(unit_label(fit))}.</p>'
+        f'<p class="note">Reliability rules: {escape(FLAG_RULES)} Units: {escape(fit.spec.unit_label)}.</p>'
     )
     html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(fit.spec.title)}'
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
@@ -165,11 +168,18 @@ def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
     return parts
 
 
-def diagnostics_table(d: dict) -> pd.DataFrame:
-    rows = [("max R-hat", d["max_rhat"]), ("min bulk ESS", d["min_ess_bulk"]),
-            ("min tail ESS", d["min_ess_tail"]), ("divergences", float(d["divergences"]))]  # fmt: skip
+def diagnostics_table(d) -> pd.DataFrame:
+    if d.method == "laplace":
+        rows = [("method", "Laplace"), ("draws", str(d.draws)),
+                ("hyperparameter points", str(d.theta_points)),
+                ("integration Pareto k̂", f"{d.theta_pareto_k:.2f}"),
+                ("latent approximation Pareto k̂", f"{d.latent_pareto_k:.2f}"),
+                ("data rows with k̂ > 0.7", str(d.rows_off))]  # fmt: skip
+    else:
+        rows = [("max R-hat", f"{d.max_rhat:.3f}"), ("min bulk ESS", f"{d.min_ess_bulk:.0f}"),
+                ("min tail ESS", f"{d.min_ess_tail:.0f}"), ("divergences", str(d.divergences))]  # fmt: skip
     rows += [
-        (f"{k}: R-hat / bulk ESS", f"{v['rhat']:.3f} / {v['ess_bulk']:.0f}")
-        for k, v in d["hyperparameters"].items()
+        (f"{k}: " + " / ".join(v), " / ".join(f"{x:.3g}" for x in v.values()))
+        for k, v in d.hyperparameters.items()
     ]
     return pd.DataFrame(rows, columns=["quantity", "value"])

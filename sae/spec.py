@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from sae.errors import SaeInputError
+from sae.family import Family, family_of
 
 CONTIGUITIES = ("queen", "rook")
 ISLAND_RULES = ("keep", "connect")
@@ -27,6 +28,7 @@ SPATIAL = ("bym2", "none")
 GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
 BACKENDS = ("nutpie", "pymc")
+METHODS = ("nuts", "laplace")
 
 
 @dataclass(frozen=True)
@@ -74,8 +76,10 @@ class ModelSpec:
 
 @dataclass(frozen=True)
 class SamplerSpec:
-    """MCMC settings. A given seed gives the same numbers."""
+    """How the posterior is computed: `method` nuts (MCMC; `backend` nutpie or pymc) or laplace
+    (`sae.laplace`). A given seed gives the same numbers."""
 
+    method: str = "nuts"
     backend: str = "nutpie"
     chains: int = 4
     draws: int = 1000
@@ -138,14 +142,22 @@ class Spec:
         return found[0] if found else "weight"
 
     @property
+    def family(self) -> Family:
+        """The likelihood family (`sae.family`), with its transform for Fay–Herriot models."""
+        return family_of(self.model.family, self.model.transform)
+
+    @property
     def per(self) -> float:
         """Rates are reported per this many: 100,000 people, 1 (relative risk, or a Fay–Herriot
-        estimate on its own scale), or 100 (percent)."""
+        estimate on its own scale), or 100 (percent), unless [output] per says otherwise."""
         if self.output.per is not None:
             return self.output.per
-        if self.model.family == "gaussian":
-            return 1.0
-        return {"population": 100_000.0, "expected": 1.0, "trials": 100.0}[self.exposure]
+        return self.family.default_per(self.exposure)
+
+    @property
+    def unit_label(self) -> str:
+        """The unit of reported rates in words, e.g. "per 100,000" or "(relative risk)"."""
+        return self.family.unit_label(self.per, self.exposure)
 
     def replace(self, **sections: Any) -> Spec:
         """A copy with some sections changed, e.g. `spec.replace(sampler={"draws": 200})`.
@@ -188,6 +200,7 @@ CHOICES = {
     ("model", "spatial"): SPATIAL,
     ("model", "transform"): TRANSFORMS,
     ("sampler", "backend"): BACKENDS,
+    ("sampler", "method"): METHODS,
 }
 # (low, high, low inclusive, high inclusive) for every number a spec can set
 RANGES = {

@@ -15,6 +15,7 @@ Storage knows nothing of how results are presented: tables, maps and the report 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import tomllib
 from pathlib import Path
@@ -25,11 +26,13 @@ import numpy as np
 import pandas as pd
 
 from sae.cells import CellTable
+from sae.design import Term
+from sae.diagnostics import Diagnostics
 from sae.errors import SaeInputError
 from sae.graph import AreaGraph
 from sae.inputs import Inputs
 from sae.provenance import provenance
-from sae.spec import Spec, spec_from_dict, spec_to_toml
+from sae.spec import spec_from_dict, spec_to_toml
 
 
 def write_core(fit, directory: Path) -> None:
@@ -37,7 +40,9 @@ def write_core(fit, directory: Path) -> None:
     fit.idata.to_netcdf(str(directory / "posterior.nc"))
     (directory / "spec.toml").write_text(spec_to_toml(fit.spec, directory), encoding="utf-8")
     write_inputs(fit.inputs, directory / "inputs")
-    write_json(directory / "diagnostics.json", fit.diagnostics)
+    write_json(directory / "inputs" / "coding.json",
+               {"terms": [dataclasses.asdict(term) for term in fit.design.coding]})  # fmt: skip
+    write_json(directory / "diagnostics.json", fit.diagnostics.to_dict())
     write_json(directory / "provenance.json", provenance(fit))
 
 
@@ -75,8 +80,9 @@ def write_inputs(inputs: Inputs, directory: Path) -> None:
         inputs.areas.to_file(directory / "areas.gpkg", driver="GPKG")
 
 
-def read_core(directory: Path) -> tuple[Spec, Inputs, az.InferenceData, dict, dict]:
-    """Spec, inputs, draws, diagnostics and timings of a saved fit; nothing outside `directory`."""
+def read_core(directory: Path):
+    """Spec, inputs, design coding, draws, diagnostics and timings of a saved fit; nothing outside
+    `directory` is read."""
     directory = Path(directory)
     if not (directory / "posterior.nc").is_file():
         raise SaeInputError(
@@ -84,10 +90,11 @@ def read_core(directory: Path) -> tuple[Spec, Inputs, az.InferenceData, dict, di
         )
     spec = spec_from_dict(tomllib.loads((directory / "spec.toml").read_text(encoding="utf-8")))
     inputs = read_inputs(directory / "inputs", spec.data.area_id)
+    coding = json.loads((directory / "inputs" / "coding.json").read_text())["terms"]
     idata = az.from_netcdf(str(directory / "posterior.nc"))
-    diagnostics = json.loads((directory / "diagnostics.json").read_text())
+    diagnostics = Diagnostics.from_dict(json.loads((directory / "diagnostics.json").read_text()))
     seconds = json.loads((directory / "provenance.json").read_text()).get("seconds", {})
-    return spec, inputs, idata, diagnostics, seconds
+    return spec, inputs, tuple(Term(**term) for term in coding), idata, diagnostics, seconds
 
 
 def read_inputs(directory: Path, area_id: str) -> Inputs:

@@ -11,7 +11,7 @@ from conftest import simulated_cells, write_spec
 
 import sae
 from sae.cli import main
-from sae.fit import ESTIMATE_COLUMNS
+from sae.tables import ESTIMATE_COLUMNS
 from sae.gaps import GAP_COLUMNS
 
 
@@ -220,11 +220,11 @@ def test_model_checks_on_the_synthetic_fit(synthetic):
     ppc = result["posterior_predictive"].set_index("group")
     assert ppc.loc["all groups", "observed"] == fit.inputs.cells.frame["count"].sum()
     assert 0.05 < ppc.loc["all groups", "p_value"] < 0.95  # the model was simulated from: no misfit
-    rows, mean = checks.fitted_draws(fit)
+    eta = checks.predictor_draws(fit)
+    rows = fit.design.rows
     log_lik = checks.pointwise_log_likelihood(fit)
-    assert log_lik[0, 0, 0] == pytest.approx(
-        stats.poisson.logpmf(rows["count"].iloc[0], mean[0, 0, 0])
-    )
+    expected = np.exp(eta[0, 0, 0] + rows.offset[0])  # E × rate, the Poisson mean of row 0
+    assert log_lik[0, 0, 0] == pytest.approx(stats.poisson.logpmf(rows.response[0], expected))
     assert -1.0 <= result["residual_morans_i"]["morans_i"] <= 1.0
 
 
@@ -234,7 +234,7 @@ def test_prior_predictive_replicates_every_data_row(synthetic):
 
     fit, _, _ = synthetic
     summary, replicated = prior_predictive(fit, draws=200)
-    assert replicated.shape == (200, len(fit.design.response))
+    assert replicated.shape == (200, len(fit.design.rows.response))
     assert (replicated >= 0).all() and len(summary) == 200
 
 

@@ -4,7 +4,7 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 
-from sae.bym2 import icar_logp
+from sae.nuts import icar_logp
 from sae.graph import graph_from_pairs
 from sae.predictor import bym2_combination, linear_predictor
 

@@ -60,8 +60,8 @@ def test_scotland_converges_and_every_district_is_flagged(scotland):
     # Margins, not the flag thresholds: R-hat lands on either side of 1.01 with the seed and the
     # machine's arithmetic (1.003 to 1.015 seen), so the test asserts that nothing is badly off.
     d = scotland.diagnostics
-    assert d["max_rhat"] < 1.05 and d["min_ess_bulk"] > 100
-    assert d["divergences"] <= 0.01 * d["chains"] * d["draws"]
+    assert d.max_rhat < 1.05 and d.min_ess_bulk > 100
+    assert d.divergences <= 0.01 * d.chains * d.draws
     estimates = scotland.estimates()
     assert len(estimates) == 56 and estimates["flag"].notna().all()
     assert (estimates["lower"] < estimates["mean"]).all() and (

@@ -19,7 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sae.bym2 import structure_weights
+from sae.predictor import structure_weights
 from sae.predictor import bym2_combination
 from sae.prior_predictive import draw_icar
 

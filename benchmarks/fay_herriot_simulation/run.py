@@ -43,8 +43,8 @@ def score(fit: sae.Fit, survey: pd.DataFrame) -> dict:
         "rmse_direct": float(np.sqrt(np.mean((estimates["direct"] - truth) ** 2))),
         "coverage": float(((estimates["lower"] <= truth) & (truth <= estimates["upper"])).mean()),
         "mean_width": float((estimates["upper"] - estimates["lower"]).mean()),
-        "max_rhat": fit.diagnostics["max_rhat"],
-        "divergences": fit.diagnostics["divergences"],
+        "max_rhat": fit.diagnostics.max_rhat,
+        "divergences": fit.diagnostics.divergences,
     }
 
 

@@ -36,7 +36,7 @@ def main() -> None:
                      "pareto_k_over_0.7": int((result["loo"].pareto_k > 0.7).sum()),
                      "ppc_p_all": ppc["all groups"], "ppc_p_non_white": ppc["non-white"],
                      "residual_morans_i": round(result["residual_morans_i"]["morans_i"], 3),
-                     "max_rhat": round(fit.diagnostics["max_rhat"], 4),
+                     "max_rhat": round(fit.diagnostics.max_rhat, 4),
                      "sample_s": round(fit.seconds["sample"], 1)})  # fmt: skip
         print(rows[-1], flush=True)
     comparison = az.compare(loos).round(2)[["rank", "elpd_loo", "elpd_diff", "dse", "weight"]]

@@ -1,40 +1,67 @@
-"""BYM2 models for counts, with a shared place effect and group-specific deviations.
+"""The NUTS method: the model in PyMC, sampled with nutpie (numba) or PyMC's own NUTS.
 
-For area i, group g, stratum k with count y and exposure E:
+For area i, group g, stratum k:
 
-    y_igk ~ Poisson(E_igk θ_igk)          or   y_igk ~ Binomial(n_igk, p_igk)
-    log θ_igk (or logit p_igk) = α + α_g + x_igk β + b_i + c_ig
+    y_igk ~ family(η_igk),   η_igk = offset + α + α_g + x_igk β + b_i + c_ig
     b = σ (√(ρ/s) u + √(1 − ρ) v),  v ~ N(0, I),  u ~ ICAR (per component, sum to zero)
     c_ig = 0 | σ_g z_ig (iid) | a BYM2 field per group
 
 The ICAR log density is −½ Σ_(i~j) (u_i − u_j)² over the edge list, with a soft sum-to-zero
 constraint Σ_c u ~ N(0, 0.001 n_c) per component (as in Morris et al. 2019): cost O(edges).
-Islands have no structured part. Priors: `sae.priors`.
+Islands have no structured part. The same model, as a latent Gaussian model, is `sae.latent`;
+`tests/test_latent.py` checks that both give the same log posterior density.
+
+After sampling, the draws are reduced to the variables every method returns (`sae.posterior`):
+the sampler's internal parameters (non-centred z, the ICAR components) are not kept.
 
 References
 ----------
-Besag, York & Mollié (1991). Bayesian image restoration with two applications in spatial
-statistics. Ann. Inst. Stat. Math. 43:1-20.
+Besag, York & Mollié (1991). Ann. Inst. Stat. Math. 43:1-20.
 Riebler, Sørbye, Simpson & Rue (2016). Stat. Methods Med. Res. 25(4):1145-1165.
+Hoffman & Gelman (2014). The No-U-Turn Sampler. JMLR 15:1593-1623.
 """
 
 from __future__ import annotations
 
+import time
+
+import arviz as az
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import xarray as xr
 
-from sae.design import Design, is_numeric_term
+from sae.design import Design
+from sae.diagnostics import Diagnostics, mcmc_diagnostics
+from sae.family import Family
 from sae.graph import AreaGraph
-from sae.predictor import bym2_combination, iid_combination, linear_predictor
+from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
 from sae.priors import PRIOR_SETS, PriorSet, mixing_rho, scale_sigma, scaled_icar_eigenvalues
-from sae.spec import Spec
+from sae.spec import SamplerSpec, Spec
 
 SUM_TO_ZERO_SCALE = 0.001
+KEPT = ("intercept", "beta", "group_effect", "area_effect", "area_sigma", "area_rho",
+        "group_area_sigma", "group_area_rho")  # fmt: skip
 
 
-def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
-    """The PyMC model for a count BYM2 fit, with dims ``area``, ``group`` and ``term``."""
+def run_nuts(
+    spec: Spec, design: Design, graph: AreaGraph, family: Family, progress: bool
+) -> tuple[az.InferenceData, Diagnostics, dict[str, float]]:
+    """Build, sample, judge: the draws in the common form, their diagnostics and the timings."""
+    start = time.perf_counter()
+    model = build(design, graph, spec, family)
+    seconds = {"build": time.perf_counter() - start}
+    idata, sampler_seconds = sample(model, spec.sampler, progress)
+    seconds |= sampler_seconds
+    start = time.perf_counter()
+    diagnostics = mcmc_diagnostics(idata, spec.flags)
+    common = common_draws(idata, design, graph, spec.model.group_effects)
+    seconds["diagnostics"] = time.perf_counter() - start
+    return common, diagnostics, seconds
+
+
+def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Model:
+    """The PyMC model, with dims ``area``, ``group`` and ``term``."""
     prior = PRIOR_SETS[spec.model.priors]
     needs_gamma = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
     gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" and needs_gamma else None
@@ -42,7 +69,7 @@ def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
         "area": list(graph.ids),
         "group": list(design.groups),
         "term": list(design.terms),
-        "row": np.arange(len(design.response)),
+        "row": np.arange(len(design.area)),
     }
     with pm.Model(coords=coords) as model:
         params = fixed_effects(design, prior)
@@ -59,19 +86,8 @@ def build(design: Design, graph: AreaGraph, spec: Spec) -> pm.Model:
         elif spec.model.group_effects == "bym2":
             params["group_area_effect"] = bym2_field("group_area", graph, prior, gamma, "group")
         eta = linear_predictor(params, design.area, design.group, design.X)
-        likelihood(spec.model.family, eta, design)
+        family.pymc_likelihood(eta, design.rows)
     return model
-
-
-def likelihood(family: str, eta, design: Design) -> None:
-    """Poisson with offset, binomial with logit link, or the Fay–Herriot normal y ~ N(η, ψ)."""
-    if family == "gaussian":
-        sd = np.sqrt(design.variance)
-        pm.Normal("response", mu=eta, sigma=sd, observed=design.response, dims="row")
-    elif family == "binomial":
-        pm.Binomial("count", n=design.trials, logit_p=eta, observed=design.response, dims="row")
-    else:
-        pm.Poisson("count", mu=pt.exp(eta + design.offset), observed=design.response, dims="row")
 
 
 def fixed_effects(design: Design, prior: PriorSet) -> dict:
@@ -87,14 +103,13 @@ def fixed_effects(design: Design, prior: PriorSet) -> dict:
     original_intercept = intercept - (beta * design.center).sum()
     pm.Deterministic("intercept", original_intercept)
     pm.Deterministic("beta", beta, dims="term")
-    numeric = np.array([is_numeric_term(t) for t in design.terms], dtype=bool)
     if prior.fixed_scale == "original":
         pm.Potential("intercept_prior", normal_logp(original_intercept, prior.intercept_sd))
         slopes = beta
     else:
         pm.Potential("intercept_prior", normal_logp(centred, prior.intercept_sd))
         slopes = beta_std
-    sd = np.where(numeric, prior.beta_sd, prior.categorical_sd)
+    sd = np.where(design.numeric_terms, prior.beta_sd, prior.categorical_sd)
     pm.Potential("beta_prior", normal_logp(slopes, sd).sum())
     others = len(design.groups) - 1
     raw = pm.Normal("group_effect_raw", 0.0, prior.categorical_sd, shape=others) if others else None
@@ -119,12 +134,6 @@ def bym2_field(prefix: str, graph: AreaGraph, prior: PriorSet, gamma, group_dim:
     return bym2_combination(sigma, rho, structured, unstructured, *structure_weights(graph))
 
 
-def structure_weights(graph: AreaGraph) -> tuple[np.ndarray, np.ndarray]:
-    """1/√s per area and a 0/1 marker of areas with a structured part (islands have none)."""
-    is_structured = (~graph.is_island).astype(float)
-    return is_structured / np.sqrt(graph.scaling_factor), is_structured
-
-
 def icar_logp(u, graph: AreaGraph):
     """−½ Σ_(i~j) (u_i − u_j)², a soft sum-to-zero per component, and N(0, 1) on islands.
 
@@ -143,24 +152,65 @@ def icar_logp(u, graph: AreaGraph):
     return logp
 
 
-def posterior_params(draws: dict, design: Design, graph: AreaGraph, group_effects: str) -> dict:
-    """The linear predictor's parameters from posterior draws (numpy, leading draw axes)."""
-    params = {
-        "intercept": design.base_level + draws["intercept_centered"],
-        "group_effect": draws["group_effect"],
-        "beta": draws["beta_std"] if design.terms else np.zeros((*draws["intercept"].shape, 0)),
-        "area_effect": draws["area_effect"],
-    }
+def sample(
+    model: pm.Model, sampler: SamplerSpec, progress: bool = True
+) -> tuple[az.InferenceData, dict[str, float]]:
+    """Draw from the posterior of `model` with the spec's backend, chains, draws, tune and seed.
+
+    Returns the draws and the seconds spent compiling and sampling (PyMC's NUTS compiles inside
+    its sampling call, so there the two are one figure, under "sample").
+    """
+    start = time.perf_counter()
+    if sampler.backend == "nutpie":
+        import nutpie
+
+        compiled = nutpie.compile_pymc_model(model)
+        compiled_at = time.perf_counter()
+        idata = nutpie.sample(
+            compiled,
+            draws=sampler.draws,
+            tune=sampler.tune,
+            chains=sampler.chains,
+            seed=sampler.seed,
+            target_accept=sampler.target_accept,
+            progress_bar=progress,
+            save_warmup=False,
+            low_rank_modified_mass_matrix=sampler.low_rank_mass_matrix,
+        )
+        end = time.perf_counter()
+        return idata, {"compile": compiled_at - start, "sample": end - compiled_at}
+    with model:
+        idata = pm.sample(
+            draws=sampler.draws,
+            tune=sampler.tune,
+            chains=sampler.chains,
+            random_seed=sampler.seed,
+            target_accept=sampler.target_accept,
+            progressbar=progress,
+            compute_convergence_checks=False,
+        )
+    return idata, {"sample": time.perf_counter() - start}
+
+
+def common_draws(
+    idata: az.InferenceData, design: Design, graph: AreaGraph, group_effects: str
+) -> az.InferenceData:
+    """The draws as every method returns them (see `sae.posterior`), with the sample stats."""
+    raw = idata.posterior
+    values = {name: raw[name] for name in KEPT if name in raw}
+    values["intercept_std"] = design.base_level + raw["intercept_centered"]
+    values["beta_std"] = raw["beta_std"] if design.terms else raw["beta"] * 0.0
     if group_effects == "iid":
-        params["group_area_effect"] = iid_combination(
-            draws["group_area_sigma"], draws["group_area_z"]
-        )
+        effect = iid_combination(raw["group_area_sigma"].to_numpy(), raw["group_area_z"].to_numpy())
     elif group_effects == "bym2":
-        params["group_area_effect"] = bym2_combination(
-            draws["group_area_sigma"],
-            draws["group_area_rho"],
-            draws["group_area_structured"],
-            draws["group_area_unstructured"],
+        effect = bym2_combination(
+            raw["group_area_sigma"].to_numpy(), raw["group_area_rho"].to_numpy(),
+            raw["group_area_structured"].to_numpy(), raw["group_area_unstructured"].to_numpy(),
             *structure_weights(graph),
-        )
-    return params
+        )  # fmt: skip
+    if group_effects != "none":
+        values["group_area_effect"] = (("chain", "draw", "group", "area"), effect)
+    posterior = xr.Dataset(values).assign_coords(
+        group=list(design.groups), area=list(graph.ids), term=list(design.terms)
+    )
+    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)

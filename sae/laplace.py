@@ -1,0 +1,374 @@
+"""The Laplace method: a sparse Laplace approximation of the latent field, integrated over the
+hyperparameters by importance sampling, checked against the exact posterior on every fit.
+
+For a latent Gaussian model (`sae.latent`): x ~ N(m, Q⁻¹) with C x = 0, η = level + A(θ) x.
+
+Inner step, for given θ (Rue, Martino & Chopin 2009, sec. 3; Rue & Held 2005, sec. 2.3 and 4.4):
+Newton's method for the mode x* of p(x | y, θ), each step solving (Q + Aᵀ W A) δ = ∇ and
+projecting δ onto C δ = 0 by conditioning by kriging; then
+
+    log p̃(θ | y) = Σ_r log p(y_r | η*_r) − ½ (x* − m)ᵀ Q (x* − m) − ½ log |P|_C + log π(θ) + c,
+    P = Q + Aᵀ W A,   log |P|_C = log |P| + log |C P⁻¹ Cᵀ|   (the determinant on C x = 0).
+
+Outer step: the mode of log p̃(θ | y) over unconstrained θ (log σ, logit ρ), its Hessian by finite
+differences, then importance sampling: points from a Student-t at the mode, weights p̃(θ | y) / q(θ),
+Pareto-smoothed (PSIS; the k̂ measures the integration's reliability). Draws of x come from the
+Gaussian approximation at each point, in proportion to its weight, with the constraints imposed
+exactly.
+
+Accuracy check: the Gaussian approximation at each point is proportional to p(x | θ) Π_r exp(ℓ̃_r),
+ℓ̃_r the second-order expansion of row r's log-likelihood at the mode. So the log importance weight
+of a draw against the exact conditional posterior is Σ_r [ℓ_r(η_r) − ℓ̃_r(η_r)]. PSIS on the sum
+gives the joint k̂; when it is below 0.7 the draws are resampled by those weights (a correction
+of the Gaussian approximation). Each row's own term gives that row's k̂: cells whose rows exceed
+0.7 are flagged, and NUTS is the method to use for them (Vehtari et al. 2024, JMLR 25:72).
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import scipy.optimize
+import scipy.sparse as sp
+import xarray as xr
+from scipy import stats
+from scipy.stats import qmc
+
+from sae.design import Design
+from sae.diagnostics import PARETO_K_LIMIT, Diagnostics
+from sae.errors import SaeError
+from sae.family import Family
+from sae.graph import AreaGraph
+from sae.latent import LatentModel, latent_model
+from sae.sparse_cholesky import SparseCholesky
+from sae.spec import Spec
+
+NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
+MAX_NEWTON_STEPS = 50
+GRADIENT_STEP = 1e-4  # forward differences on the unconstrained θ scale
+POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to within 0.01%
+HESSIAN_STEP = 0.02
+PROPOSAL_DF = 5  # Student-t proposal over θ
+PROPOSAL_SCALE = 1.3  # widens the Gaussian fit at the mode, so the proposal's tails cover p(θ | y)
+DRAW_BATCH = 250
+NEGLIGIBLE_WEIGHT_SD = 0.1
+# log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5: far beyond any posterior mass sae meets
+THETA_BOUNDS = {"sigma": (np.log(1e-4), np.log(50.0)), "rho": (-11.5, 11.5)}
+
+
+@dataclass
+class Mode:
+    """The Gaussian approximation of p(x | y, θ) at one θ."""
+
+    t: np.ndarray  # θ, unconstrained
+    x: np.ndarray
+    eta: np.ndarray
+    factor: SparseCholesky
+    kriging: np.ndarray | None  # P⁻¹ Cᵀ (C P⁻¹ Cᵀ)⁻¹, to impose C x = 0
+    constrained: np.ndarray | None  # P⁻¹ Cᵀ
+    log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
+    curvature: tuple[np.ndarray, np.ndarray, np.ndarray]  # ℓ, ∇ℓ, −∇²ℓ per row at η*
+
+
+class PrecisionAssembly:
+    """P = Q + Aᵀ W A with A = A₀ diag(s), assembled in one pass for any (s, w).
+
+    Entry (a, b) of A₀ᵀ W A₀ is Σ_r A₀[r, a] A₀[r, b] w_r: the pairs of non-zeros within each row
+    are listed once, with their position in P's fixed sparsity pattern, so each assembly is a
+    weighted bincount (no sparse matrix products in the Newton loop).
+    """
+
+    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array):
+        incidence = sp.csr_array(incidence)
+        counts = np.diff(incidence.indptr)
+        row_of = np.repeat(np.arange(incidence.shape[0]), counts)
+        starts = np.repeat(incidence.indptr[:-1], counts)
+        # all (i, j) pairs of non-zeros of the same row: repeat each entry by its row's count
+        first = np.repeat(np.arange(incidence.nnz), counts[row_of])
+        second = starts[first] + (
+            np.arange(len(first))
+            - np.repeat(np.cumsum(counts[row_of]) - counts[row_of], counts[row_of])
+        )
+        self.a = incidence.indices[first].astype(np.int64)
+        self.b = incidence.indices[second].astype(np.int64)
+        self.row = row_of[first]
+        self.coefficient = incidence.data[first] * incidence.data[second]
+        q = sp.coo_array(precision)
+        n = precision.shape[0]
+        keys = np.concatenate([q.col.astype(np.int64) * n + q.row, self.b * n + self.a])
+        unique, position = np.unique(keys, return_inverse=True)
+        self.pair_position = position[q.nnz :]
+        self.prior_data = np.bincount(position[: q.nnz], weights=q.data, minlength=len(unique))
+        columns, rows = np.divmod(unique, n)
+        self.indices = rows.astype(np.int32)
+        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=n))]).astype(
+            np.int32
+        )
+        self.shape = precision.shape
+
+    def assemble(self, scales: np.ndarray, weight: np.ndarray) -> sp.csc_array:
+        values = self.coefficient * scales[self.a] * scales[self.b] * weight[self.row]
+        data = np.bincount(self.pair_position, weights=values, minlength=len(self.indices))
+        return sp.csc_array((data + self.prior_data, self.indices, self.indptr), shape=self.shape)
+
+
+class LaplaceEngine:
+    """Evaluates the Laplace approximation of a latent model at any θ, warm-starting Newton."""
+
+    def __init__(self, model: LatentModel):
+        self.model = model
+        self.assembly = PrecisionAssembly(model.precision, model.incidence)
+        self.last_x = model.mean.copy()
+        self.last_scales = np.ones(model.size)
+        self.evaluations = 0
+
+    def mode(self, t: np.ndarray, tolerance: float = NEWTON_TOLERANCE) -> Mode:
+        """The Gaussian approximation at θ (unconstrained `t`): Newton's method until the Newton
+        decrement, the predicted gain in log density, is below `tolerance`."""
+        model = self.model
+        theta = model.natural(t)
+        scales = model.scales(theta)
+        A = model.design_matrix(theta)
+        x = self.warm_start(scales)
+        for _ in range(MAX_NEWTON_STEPS):
+            eta = model.level + A @ x
+            loglik, gradient, weight = model.family.newton_terms(model.design.rows, eta)
+            deviation = x - model.mean
+            factor = SparseCholesky(self.assembly.assemble(scales, weight))
+            kriging, constrained = kriging_terms(factor, model.constraints)
+            ascent = A.T @ gradient - model.precision @ deviation
+            step = factor.solve(ascent)
+            if kriging is not None:
+                step = step - kriging @ (model.constraints @ step)
+            if 0.5 * ascent @ step < tolerance:
+                break
+            current = loglik.sum() - 0.5 * deviation @ (model.precision @ deviation)
+            x = line_search(model, A, x, step, current)
+        else:
+            raise SaeError(
+                "the Laplace approximation's inner Newton iterations did not converge at "
+                f"θ = {dict(zip([h.label for h in model.hyperparameters], theta, strict=True))}; "
+                'use method = "nuts" for this model.'
+            )
+        self.last_x, self.last_scales = x, scales
+        self.evaluations += 1
+        log_det = factor.logdet()
+        if constrained is not None:
+            log_det += np.linalg.slogdet(model.constraints @ constrained)[1]
+        log_posterior = (loglik.sum() - 0.5 * deviation @ (model.precision @ deviation)
+                         - 0.5 * log_det + model.log_prior(t))  # fmt: skip
+        return Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
+                    (loglik, gradient, weight))  # fmt: skip
+
+    def warm_start(self, scales: np.ndarray) -> np.ndarray:
+        """The last mode, rescaled so that the effects s·x, and so η, stay where they were."""
+        ratio = np.divide(self.last_scales, scales, out=np.ones_like(scales), where=scales > 0)
+        return self.last_x * ratio
+
+    def log_posterior(self, t: np.ndarray) -> float:
+        return self.mode(np.asarray(t, float)).log_posterior
+
+
+def kriging_terms(factor: SparseCholesky, constraints: sp.csr_array):
+    """V = P⁻¹ Cᵀ and V (C V)⁻¹: x − V (C V)⁻¹ C x is the kriged (constrained) version of x."""
+    if constraints.shape[0] == 0:
+        return None, None
+    constrained = factor.solve(constraints.T.toarray())
+    return constrained @ np.linalg.inv(constraints @ constrained), constrained
+
+
+def line_search(model: LatentModel, A, x, step, current: float) -> np.ndarray:
+    """x + λ step with λ halved until the log density of x does not decrease."""
+    for halvings in range(30):
+        proposal = x + 0.5**halvings * step
+        value = model.log_joint(proposal, A=A)
+        if np.isfinite(value) and value >= current - 1e-10 * abs(current):
+            return proposal
+    return x
+
+
+def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> tuple[np.ndarray, float]:
+    """The mode of log p̃(θ | y) over unconstrained θ and the value there (L-BFGS-B with
+    forward-difference gradients, within bounds that keep the precision well conditioned)."""
+    cache = {}
+
+    def objective(t):
+        key = tuple(t)
+        if key not in cache:
+            cache[key] = -engine.log_posterior(t)
+        return cache[key]
+
+    def gradient(t):
+        base = objective(t)
+        return np.array([(objective(t + h) - base) / GRADIENT_STEP
+                         for h in np.eye(len(t)) * GRADIENT_STEP])  # fmt: skip
+
+    bounds = [THETA_BOUNDS[h.kind] for h in engine.model.hyperparameters]
+    result = scipy.optimize.minimize(objective, start, jac=gradient, method="L-BFGS-B",
+                                     bounds=bounds, options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-3})  # fmt: skip
+    return result.x, -float(result.fun)
+
+
+def theta_hessian(engine: LaplaceEngine, mode: np.ndarray, at_mode: float) -> np.ndarray:
+    """−∇² log p̃(θ | y) at the mode by finite differences: central on the diagonal, one-sided
+    for the cross terms (d(d + 3)/2 evaluations); made positive definite."""
+    d, h = len(mode), HESSIAN_STEP
+    shift = np.eye(d) * h
+    plus = [engine.log_posterior(mode + shift[i]) for i in range(d)]
+    minus = [engine.log_posterior(mode - shift[i]) for i in range(d)]
+    hessian = np.diag([-(plus[i] - 2 * at_mode + minus[i]) / h**2 for i in range(d)])
+    for i in range(d):
+        for j in range(i):
+            both = engine.log_posterior(mode + shift[i] + shift[j])
+            hessian[i, j] = hessian[j, i] = -(both - plus[i] - plus[j] + at_mode) / h**2
+    values, vectors = np.linalg.eigh(hessian)
+    return vectors @ np.diag(np.maximum(values, 1e-2 * values.max())) @ vectors.T
+
+
+def integration_points(engine, mode, hessian, count, seed):
+    """Importance sampling over θ: Student-t points around the mode, their Laplace modes, and the
+    Pareto-smoothed normalised weights with their k̂."""
+    d = len(mode)
+    scale = np.linalg.cholesky(np.linalg.inv(hessian)) * PROPOSAL_SCALE
+    uniform = qmc.Sobol(d + 1, scramble=True, seed=seed).random(count)
+    normal = stats.norm.ppf(uniform[:, :d])
+    radius = np.sqrt(stats.chi2.ppf(uniform[:, d], PROPOSAL_DF) / PROPOSAL_DF)
+    points = mode + (normal / radius[:, None]) @ scale.T
+    proposal = stats.multivariate_t(mode, scale @ scale.T, df=PROPOSAL_DF)
+    modes = [engine.mode(t, POINT_TOLERANCE) for t in points]
+    log_weights = np.array([m.log_posterior for m in modes]) - proposal.logpdf(points)
+    smoothed, k_hat = az.psislw(log_weights - log_weights.max())
+    return modes, np.exp(smoothed), float(k_hat)
+
+
+def draw_latent(model: LatentModel, mode: Mode, count: int, rng) -> np.ndarray:
+    """`count` draws of x from N(x*, P⁻¹) restricted to C x = 0: draws × latent."""
+    deviation = mode.factor.sample(rng.standard_normal((model.size, count)))
+    if mode.kriging is not None:
+        deviation = deviation - mode.kriging @ (model.constraints @ deviation)
+    return (mode.x[:, None] + deviation).T
+
+
+def row_log_weights(model: LatentModel, mode: Mode, x: np.ndarray) -> np.ndarray:
+    """ℓ_r(η) − ℓ̃_r(η) per draw and data row: the exact row likelihood against its quadratic
+    expansion at the mode, which is what the Gaussian approximation uses (draws × rows)."""
+    A = model.design_matrix(model.natural(mode.t))
+    eta = model.level + (A @ x.T).T
+    loglik = model.family.newton_terms(model.design.rows, eta)[0]
+    value, gradient, weight = mode.curvature
+    shift = eta - mode.eta
+    return loglik - (value + gradient * shift - 0.5 * weight * shift**2)
+
+
+def run_laplace(
+    spec: Spec, design: Design, graph: AreaGraph, family: Family, progress: bool
+) -> tuple[az.InferenceData, Diagnostics, dict[str, float]]:
+    """The Laplace method end to end: draws in the common form, diagnostics, timings."""
+    clock = time.perf_counter()
+    seconds = {}
+    model = latent_model(spec, design, graph, family)
+    engine = LaplaceEngine(model)
+    start = np.array([h.unconstrained(0.5) for h in model.hyperparameters])
+    mode, at_mode = theta_mode(engine, start)
+    hessian = theta_hessian(engine, mode, at_mode)
+    seconds["mode"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    rng = np.random.default_rng(spec.sampler.seed)
+    points = int(os.environ.get("SAE_POINTS", max(32, 8 * len(mode))))
+    modes, weights, theta_k = integration_points(engine, mode, hessian, points, spec.sampler.seed)
+    seconds["integration"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    total = spec.sampler.draws * spec.sampler.chains
+    counts = rng.multinomial(total, weights / weights.sum())
+    draws, row_weights = sample_mixture(model, modes, counts, rng)
+    joint = row_weights.sum(axis=1)
+    smoothed, latent_k = az.psislw(joint - joint.max())
+    corrected = latent_k < PARETO_K_LIMIT
+    order = resample(np.exp(smoothed), rng) if corrected else np.arange(total)
+    row_k = row_pareto_k(row_weights)
+    rows_off = row_k > PARETO_K_LIMIT
+    seconds["draws"] = time.perf_counter() - clock
+    posterior = common_posterior({k: v[order] for k, v in draws.items()}, model, design, graph)
+    check = xr.Dataset({"pareto_k": ("row", np.asarray(row_k, float))})
+    diagnostics = Diagnostics(
+        method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=points,
+        latent_pareto_k=float(latent_k), rows_off=int(rows_off.sum()), corrected=bool(corrected),
+        hyperparameters={h.label: {"mode": float(h.natural(mode[k])),
+                                   "sd_unconstrained": float(np.sqrt(np.linalg.inv(hessian)[k, k]))}
+                         for k, h in enumerate(model.hyperparameters)},
+    )  # fmt: skip
+    seconds["evaluations"] = engine.evaluations
+    return az.InferenceData(posterior=posterior, laplace_check=check), diagnostics, seconds
+
+
+def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rng):
+    """Draws of the linear predictor's parts and of θ from the mixture over the points, with each
+    draw's per-row log weights against the exact posterior."""
+    parts: dict[str, list] = {}
+    weights = []
+    for mode, count in zip(modes, counts, strict=True):
+        for start in range(0, count, DRAW_BATCH):
+            size = min(DRAW_BATCH, count - start)
+            x = draw_latent(model, mode, size, rng)
+            theta = np.tile(model.natural(mode.t), (size, 1))
+            for name, value in {**model.effects(x, theta), "theta": theta}.items():
+                parts.setdefault(name, []).append(value)
+            weights.append(row_log_weights(model, mode, x))
+    return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(weights)
+
+
+def row_pareto_k(row_weights: np.ndarray) -> np.ndarray:
+    """Each row's k̂ of its own log weights (draws × rows); 0 where the weights vary by less than
+    ±`NEGLIGIBLE_WEIGHT_SD` (on the log scale), since such weights cannot move an estimate by more
+    than that fraction of a posterior sd and k̂ of near-constant weights means nothing."""
+    spread = row_weights.std(axis=0)
+    k_hat = np.zeros(row_weights.shape[1])
+    varied = spread > NEGLIGIBLE_WEIGHT_SD
+    if varied.any():
+        weights = row_weights[:, varied]
+        k_hat[varied] = az.psislw((weights - weights.max(axis=0)).T)[1]
+    return k_hat
+
+
+def resample(weights: np.ndarray, rng) -> np.ndarray:
+    """Systematic resampling: indices of len(weights) draws with probabilities ∝ weights."""
+    n = len(weights)
+    positions = (rng.uniform() + np.arange(n)) / n
+    return np.minimum(np.searchsorted(np.cumsum(weights / weights.sum()), positions), n - 1)
+
+
+def common_posterior(
+    draws: dict, model: LatentModel, design: Design, graph: AreaGraph
+) -> xr.Dataset:
+    """The draws as every method returns them (`sae.posterior`), one chain."""
+
+    def one_chain(values):
+        return values[None, ...]
+
+    beta = draws["beta_std"] / design.scale
+    values = {
+        "intercept_std": (("chain", "draw"), one_chain(draws["intercept_std"])),
+        "beta_std": (("chain", "draw", "term"), one_chain(draws["beta_std"])),
+        "intercept": (("chain", "draw"), one_chain(draws["intercept_std"] - (beta * design.center).sum(axis=1))),
+        "beta": (("chain", "draw", "term"), one_chain(beta)),
+        "group_effect": (("chain", "draw", "group"), one_chain(draws["group_effect"])),
+        "area_effect": (("chain", "draw", "area"), one_chain(draws["area_effect"])),
+    }  # fmt: skip
+    if "group_area_effect" in draws:
+        values["group_area_effect"] = (("chain", "draw", "group", "area"),
+                                       one_chain(draws["group_area_effect"]))  # fmt: skip
+    for name in dict.fromkeys(h.name for h in model.hyperparameters):
+        columns = [k for k, h in enumerate(model.hyperparameters) if h.name == name]
+        theta = draws["theta"][:, columns]
+        if model.hyperparameters[columns[0]].group is None:
+            values[name] = (("chain", "draw"), one_chain(theta[:, 0]))
+        else:
+            values[name] = (("chain", "draw", "group"), one_chain(theta))
+    return xr.Dataset(values).assign_coords(
+        chain=[0], draw=np.arange(len(draws["theta"])), group=list(design.groups),
+        area=list(graph.ids), term=list(design.terms),
+    )  # fmt: skip

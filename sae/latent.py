@@ -1,0 +1,289 @@
+"""Every sae model as a latent Gaussian model: what the Laplace engine factorises.
+
+The latent vector x stacks, in the non-centred form the NUTS model also samples:
+
+    fixed   a (intercept, centred on the crude level), β (standardised), α_g (non-baseline groups)
+    area    v ~ N(0, I), and for BYM2 u ~ ICAR (Laplacian per component, islands N(0, 1))
+    group   per group g: z_g ~ N(0, I) (iid), or v_g and u_g (a BYM2 field per group)
+
+and the linear predictor of data row r (area i, group g) is
+
+    η_r = offset_r + level + a + α_g + x_r β + b_i + c_ig,
+    b_i = σ (√(1 − ρ) v_i + √(ρ/s) u_i)   (b_i = σ v_i on islands; σ v_i for iid area effects)
+    c_ig = σ_g z_gi, or the same BYM2 combination with σ_g, ρ_g.
+
+So η = offset + A(θ) x with A(θ) = A₀ diag(s(θ)): the hyperparameters θ (σ's, ρ's) only scale the
+columns of a fixed incidence matrix A₀, and the prior x ~ N(m, Q⁻¹) does not depend on θ. Each ICAR
+block carries one exact linear constraint per connected component (its u sums to zero), C x = 0.
+The hyperparameters' priors come from `sae.priors`, the same functions the NUTS model uses.
+
+References: Rue, Martino & Chopin (2009), JRSS-B 71:319-392; Riebler et al. (2016).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import scipy.sparse as sp
+
+from sae.design import Design
+from sae.family import Family
+from sae.graph import AreaGraph
+from sae.predictor import bym2_combination, iid_combination, structure_weights
+from sae.priors import PRIOR_SETS, PriorSet, rho_log_prior, scaled_icar_eigenvalues, sigma_log_prior
+from sae.spec import Spec
+
+ICAR_JITTER = 1e-6  # added to the ICAR precision's diagonal; the constraints make it immaterial
+
+
+@dataclass(frozen=True)
+class Hyperparameter:
+    """One σ or ρ: its posterior variable name, its group (for per-group ones) and its prior."""
+
+    name: str
+    group: str | None
+    kind: str  # "sigma" | "rho"
+
+    @property
+    def label(self) -> str:
+        return self.name if self.group is None else f"{self.name}[{self.group}]"
+
+    def natural(self, t: np.ndarray) -> np.ndarray:
+        """From the unconstrained scale: σ = e^t, ρ = 1/(1 + e^−t)."""
+        return np.exp(t) if self.kind == "sigma" else 1.0 / (1.0 + np.exp(-t))
+
+    def unconstrained(self, value: float) -> float:
+        return float(np.log(value) if self.kind == "sigma" else np.log(value / (1.0 - value)))
+
+    def log_prior(self, t: np.ndarray, prior: PriorSet, gamma: np.ndarray | None) -> np.ndarray:
+        """log π on the unconstrained scale: the prior density times the Jacobian."""
+        value = self.natural(t)
+        if self.kind == "sigma":
+            return sigma_log_prior(prior, value) + t
+        return rho_log_prior(prior, value, gamma) + np.log(value) + np.log1p(-value)
+
+
+@dataclass(frozen=True)
+class Field:
+    """A block of area effects: `sigma` and `rho` index θ (rho None for iid); `v` and `u` are the
+    first columns of its iid and ICAR parts (u None for iid)."""
+
+    sigma: int
+    rho: int | None
+    v: int
+    u: int | None
+
+
+@dataclass(frozen=True, eq=False)
+class LatentModel:
+    """x ~ N(mean, Q⁻¹) subject to C x = 0; η = level + A₀ diag(scales(θ)) x for the data rows."""
+
+    family: Family
+    design: Design
+    graph: AreaGraph
+    hyperparameters: tuple[Hyperparameter, ...]
+    prior: PriorSet
+    gamma: np.ndarray | None
+    incidence: sp.csr_array  # A₀: data rows × latent
+    precision: sp.csc_array  # Q
+    mean: np.ndarray
+    constraints: sp.csr_array  # C
+    level: float  # added to every row's η (the crude level); the family adds its own offset
+    n_fixed: int
+    area_field: Field
+    group_fields: tuple[Field, ...]
+
+    @property
+    def size(self) -> int:
+        return self.precision.shape[0]
+
+    def log_prior(self, t: np.ndarray) -> float:
+        return float(sum(h.log_prior(t[k], self.prior, self.gamma)
+                         for k, h in enumerate(self.hyperparameters)))  # fmt: skip
+
+    def log_joint(self, x: np.ndarray, t: np.ndarray | None = None, A=None) -> float:
+        """log p(y | x, θ) + log p(x) (+ log π(θ) on the unconstrained scale when `t` is given),
+        up to a constant; `A` is the design matrix at θ when already built."""
+        theta = None if t is None else self.natural(t)
+        A = self.design_matrix(theta) if A is None else A
+        loglik = self.family.newton_terms(self.design.rows, self.level + A @ x)[0].sum()
+        deviation = x - self.mean
+        value = loglik - 0.5 * deviation @ (self.precision @ deviation)
+        return float(value if t is None else value + self.log_prior(t))
+
+    def natural(self, t: np.ndarray) -> np.ndarray:
+        return np.array([h.natural(t[k]) for k, h in enumerate(self.hyperparameters)])
+
+    def scales(self, theta: np.ndarray) -> np.ndarray:
+        """s(θ): the factor on each latent column (θ on the natural scale)."""
+        scales = np.ones(self.size)
+        for field in (self.area_field, *self.group_fields):
+            field_scales(scales, field, theta, self.graph)
+        return scales
+
+    def design_matrix(self, theta: np.ndarray) -> sp.csr_array:
+        return sp.csr_array(self.incidence @ sp.diags_array(self.scales(theta)))
+
+    def effects(self, x: np.ndarray, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """The linear predictor's parts from latent draws x (draws × latent) and their θ (draws ×
+        hyperparameters): intercept_std, beta_std, group_effect, area_effect, group_area_effect."""
+        design = self.design
+        k = len(design.terms)
+        raw = x[:, 1 + k : self.n_fixed]
+        b = design.baseline_group
+        group_effect = np.concatenate([raw[:, :b], np.zeros((len(x), 1)), raw[:, b:]], axis=1)
+        effects = {
+            "intercept_std": design.base_level + x[:, 0],
+            "beta_std": x[:, 1 : 1 + k],
+            "group_effect": group_effect,
+            "area_effect": field_effect(x, theta, self.area_field, self.graph),
+        }
+        if self.group_fields:
+            effects["group_area_effect"] = np.stack(
+                [field_effect(x, theta, f, self.graph) for f in self.group_fields], axis=1
+            )
+        return effects
+
+
+def field_scales(scales: np.ndarray, field: Field, theta: np.ndarray, graph: AreaGraph) -> None:
+    n = graph.n_areas
+    sigma = theta[field.sigma]
+    if field.u is None:
+        scales[field.v : field.v + n] = sigma
+        return
+    rho = theta[field.rho]
+    structured = (~graph.is_island).astype(float)
+    scales[field.v : field.v + n] = sigma * np.sqrt(1.0 - rho * structured)
+    scales[field.u : field.u + n] = (
+        sigma * np.sqrt(rho) * structured / np.sqrt(graph.scaling_factor)
+    )
+
+
+def field_effect(x: np.ndarray, theta: np.ndarray, field: Field, graph: AreaGraph) -> np.ndarray:
+    """b = σ(√(1 − ρ) v + √(ρ/s) u) per draw (σ v for iid): draws × areas, by the same function
+    the NUTS model uses."""
+    n = graph.n_areas
+    sigma, v = theta[:, field.sigma], x[:, field.v : field.v + n]
+    if field.u is None:
+        return iid_combination(sigma, v)
+    u = x[:, field.u : field.u + n]
+    return bym2_combination(sigma, theta[:, field.rho], u, v, *structure_weights(graph))
+
+
+def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -> LatentModel:
+    """The latent Gaussian description of the model the spec names."""
+    prior = PRIOR_SETS[spec.model.priors]
+    spatial = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" and spatial else None
+    fixed_columns, fixed_precision, fixed_mean = fixed_block(design, prior)
+    blocks = Blocks(graph, design, start=fixed_columns.shape[1])
+    area_field = blocks.add_field("area", None, spec.model.spatial == "bym2")
+    group_fields = tuple(
+        blocks.add_field("group_area", g, spec.model.group_effects == "bym2")
+        for g in (design.groups if spec.model.group_effects != "none" else ())
+    )
+    incidence = sp.hstack([fixed_columns, *blocks.columns], format="csr")
+    precision = sp.block_diag([fixed_precision, *blocks.precisions], format="csc")
+    n_latent = fixed_columns.shape[1] + blocks.size
+    constraints = sp.csr_array(
+        (np.ones(sum(map(len, blocks.constraint_columns))),
+         np.concatenate([[], *blocks.constraint_columns]).astype(np.int64),
+         np.cumsum([0, *map(len, blocks.constraint_columns)])),
+        shape=(len(blocks.constraint_columns), n_latent),
+    )  # fmt: skip
+    return LatentModel(
+        family=family,
+        design=design,
+        graph=graph,
+        hyperparameters=tuple(blocks.hyperparameters),
+        prior=prior,
+        gamma=gamma,
+        incidence=sp.csr_array(incidence),
+        precision=sp.csc_array(precision),
+        mean=np.concatenate([fixed_mean, np.zeros(blocks.size)]),
+        constraints=sp.csr_array(constraints),
+        level=design.base_level,
+        n_fixed=fixed_columns.shape[1],
+        area_field=area_field,
+        group_fields=group_fields,
+    )
+
+
+def fixed_block(design: Design, prior: PriorSet):
+    """Columns, prior precision and prior mean of (a, β, α_g).
+
+    Priors are normal on z = M x + c: on (a, β) themselves ("internal"), or on the reported
+    intercept and coefficients ("original": β_orig = β / scale, intercept = level + a − Σ β_orig
+    center); α_g ~ N(0, categorical_sd²) either way.
+    """
+    k, groups = len(design.terms), len(design.groups)
+    rows = len(design.area)
+    others = [g for g in range(groups) if g != design.baseline_group]
+    member = np.flatnonzero(design.group != design.baseline_group)
+    group_columns = sp.csr_array(
+        (np.ones(len(member)), (member, np.searchsorted(others, design.group[member]))),
+        shape=(rows, len(others)),
+    )
+    columns = sp.hstack([np.ones((rows, 1)), sp.csr_array(design.X), group_columns], format="csr")
+    slope_sd = np.where(design.numeric_terms, prior.beta_sd, prior.categorical_sd)
+    sd = np.concatenate(
+        [[prior.intercept_sd], slope_sd, np.full(len(others), prior.categorical_sd)]
+    )
+    transform = np.eye(1 + k + len(others))
+    shift = np.zeros(1 + k + len(others))
+    if prior.fixed_scale == "original":
+        transform[1 : 1 + k, 1 : 1 + k] = np.diag(1.0 / design.scale)
+        transform[0, 1 : 1 + k] = -design.center / design.scale
+        shift[0] = design.base_level
+    precision = transform.T @ np.diag(1.0 / sd**2) @ transform
+    mean = -np.linalg.solve(transform, shift)
+    return columns, sp.csc_array(precision), mean
+
+
+class Blocks:
+    """Accumulates the area blocks: their columns, precisions, constraints and hyperparameters."""
+
+    def __init__(self, graph: AreaGraph, design: Design, start: int):
+        self.graph, self.design, self.start = graph, design, start
+        self.size = 0
+        self.columns: list[sp.csr_array] = []
+        self.precisions: list[sp.csc_array] = []
+        self.constraint_columns: list[np.ndarray] = []
+        self.hyperparameters: list[Hyperparameter] = []
+
+    def add_field(self, name: str, group: str | None, bym2: bool) -> Field:
+        sigma = self.add_hyperparameter(f"{name}_sigma", group, "sigma")
+        rho = self.add_hyperparameter(f"{name}_rho", group, "rho") if bym2 else None
+        v = self.add_part(group, sp.eye_array(self.graph.n_areas, format="csc"))
+        u = self.add_part(group, icar_precision(self.graph)) if bym2 else None
+        if bym2:  # Σ u = 0 on every component of more than one area
+            self.constraint_columns += [u + nodes for nodes in self.graph.component_nodes()
+                                        if len(nodes) > 1]  # fmt: skip
+        return Field(sigma, rho, v, u)
+
+    def add_hyperparameter(self, name: str, group: str | None, kind: str) -> int:
+        self.hyperparameters.append(Hyperparameter(name, group, kind))
+        return len(self.hyperparameters) - 1
+
+    def add_part(self, group: str | None, precision: sp.csc_array) -> int:
+        """A block of one latent per area, entering the rows of its group (all rows if None)."""
+        design, n = self.design, self.graph.n_areas
+        rows = len(design.area)
+        mask = np.ones(rows, bool) if group is None else design.group == design.groups.index(group)
+        columns = sp.csr_array(
+            (mask.astype(float), (np.arange(rows), design.area)), shape=(rows, n)
+        )
+        first = self.start + self.size
+        self.columns.append(columns)
+        self.precisions.append(precision)
+        self.size += n
+        return first
+
+
+def icar_precision(graph: AreaGraph) -> sp.csc_array:
+    """The ICAR precision: the graph Laplacian D − W, with N(0, 1) on islands and a small jitter."""
+    adjacency = graph.adjacency
+    degree = np.asarray(adjacency.sum(axis=1)).ravel()
+    diagonal = degree + graph.is_island + ICAR_JITTER
+    return sp.csc_array(sp.diags_array(diagonal) - adjacency)

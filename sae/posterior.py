@@ -1,0 +1,124 @@
+"""Posterior arithmetic: from the draws every method returns to labelled draws of rates.
+
+Every inference method returns an InferenceData whose posterior holds, with dims (chain, draw, …):
+
+    intercept_std                the intercept of the standardised design (the crude level included)
+    beta_std (term)              coefficients of the standardised design
+    group_effect (group)         0 for the baseline group
+    area_effect (area)           b_i
+    group_area_effect (group, area)   c_ig, when the model has group effects
+    intercept, beta (term)       the same on the data's original scale, for reporting
+    area_sigma, area_rho, group_area_sigma (group), group_area_rho (group): hyperparameters
+
+Nothing downstream knows which method made them. Rates are per `spec.per`; a unit's rate combines
+its strata with exposure shares (or standard-population weights, when age-adjusted).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+import xarray as xr
+
+from sae.design import Design, Grid
+from sae.predictor import linear_predictor
+
+CELL = ("area", "group")
+
+
+def effects(posterior: xr.Dataset, chain: int) -> dict[str, np.ndarray]:
+    """One chain's draws of the linear predictor's parts, as `linear_predictor` takes them."""
+    params = {
+        "intercept": posterior["intercept_std"].isel(chain=chain).to_numpy(),
+        "group_effect": posterior["group_effect"].isel(chain=chain).to_numpy(),
+        "beta": posterior["beta_std"].isel(chain=chain).to_numpy(),
+        "area_effect": posterior["area_effect"].isel(chain=chain).to_numpy(),
+    }
+    if "group_area_effect" in posterior:
+        params["group_area_effect"] = posterior["group_area_effect"].isel(chain=chain).to_numpy()
+    return params
+
+
+def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> np.ndarray:
+    """Draws of every grid row's rate (per `per`): array (chain, draw, grid row)."""
+    grid = design.grid
+    chains = []
+    for chain in range(posterior.sizes["chain"]):
+        eta = linear_predictor(effects(posterior, chain), grid.area, grid.group, grid.X)
+        chains.append(family.rate(eta) * per)
+    return np.stack(chains)
+
+
+def data_row_predictor(posterior: xr.Dataset, design: Design) -> np.ndarray:
+    """Draws of η for the likelihood's rows (without the offset, which the family adds): array
+    (chain, draw, row), the rows keyed by `design.keys`."""
+    return np.stack([
+        linear_predictor(effects(posterior, chain), design.area, design.group, design.X)
+        for chain in range(posterior.sizes["chain"])
+    ])  # fmt: skip
+
+
+def unit_rates(
+    stratum: np.ndarray, grid: Grid, unit: tuple[str, ...], age: str | None,
+    age_weights: pd.Series | None,
+) -> xr.DataArray:  # fmt: skip
+    """Draws of each unit's rate, dims (chain, draw, unit) with the unit's keys as coordinates.
+
+    `unit` is ("area", "group") for cells, ("area",) for a place's all-groups rate, ("group",)
+    for map-wide group rates; with `age`, rates are standardised by age (`Grid.aggregation`).
+    """
+    units, matrix = grid.aggregation(unit, age, age_weights)
+    draws = weighted_sum(stratum, matrix)
+    coords = {key: ("unit", units[key].to_numpy()) for key in unit}
+    return xr.DataArray(draws, dims=("chain", "draw", "unit"), coords=coords, name="rate")
+
+
+def labelled(rates: xr.DataArray) -> xr.DataArray:
+    """(chain, draw, unit) with key coordinates → (chain, draw, *keys), e.g. (…, area, group)."""
+    keys = [name for name, coord in rates.coords.items() if coord.dims == ("unit",)]
+    if len(keys) == 1:
+        return rates.swap_dims(unit=keys[0])
+    return rates.set_index(unit=keys).unstack("unit")
+
+
+def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.DataArray:
+    """Expected excess events per cell against `reference` (a group, or None for the place's
+    all-groups rate): Σ_k exposure_igk (θ_igk − θ_irk) / per over the cell's own strata, so the
+    comparison is made within strata (no age-mix confounding). Dims (chain, draw, unit)."""
+    strata = list(grid.strata)
+    keys = ["area", *strata]
+    if reference is None:
+        units, matrix = grid.aggregation(("area", *strata))
+        ref_rates = weighted_sum(stratum, matrix)
+    else:
+        units = grid.rows[grid.rows["group"] == reference][keys]
+        ref_rates = stratum[:, :, units.index.to_numpy()]
+        units = units.reset_index(drop=True)
+    lookup = pd.MultiIndex.from_frame(units[keys]).get_indexer(
+        pd.MultiIndex.from_frame(grid.rows[keys])
+    )
+    difference = (stratum - ref_rates[:, :, lookup]) / per
+    cells, _ = grid.aggregation(CELL)
+    index = pd.MultiIndex.from_frame(cells).get_indexer(
+        pd.MultiIndex.from_frame(grid.rows[list(CELL)])
+    )
+    to_cell = sp.csr_array(
+        (grid.rows["exposure"].to_numpy(), (np.arange(len(grid.rows)), index)),
+        shape=(len(grid.rows), len(cells)),
+    )
+    coords = {key: ("unit", cells[key].to_numpy()) for key in CELL}
+    return xr.DataArray(weighted_sum(difference, to_cell), dims=("chain", "draw", "unit"),
+                        coords=coords, name="excess")  # fmt: skip
+
+
+def weighted_sum(draws: np.ndarray, matrix: sp.csr_array) -> np.ndarray:
+    """(chain, draw, row) draws times a (row × unit) weight matrix → (chain, draw, unit)."""
+    chains, samples, rows = draws.shape
+    return (draws.reshape(chains * samples, rows) @ matrix).reshape(chains, samples, -1)
+
+
+def flatten(draws) -> np.ndarray:
+    """(chain, draw, …) → (sample, …)."""
+    values = np.asarray(draws)
+    return values.reshape(-1, *values.shape[2:])

@@ -1,0 +1,50 @@
+"""`Fit.summary()`: the model, the data, the quality of the draws, the flags and the gaps, in words."""
+
+from __future__ import annotations
+
+AREA_EFFECTS = {"bym2": "BYM2 area effects", "none": "independent area effects"}
+GROUP_EFFECTS = {"none": "no group effects", "iid": "iid group × area effects",
+                 "bym2": "a BYM2 field per group"}  # fmt: skip
+
+
+def model_words(spec) -> str:
+    """e.g. "poisson, BYM2 area effects, iid group × area effects, priors pc"."""
+    return (f"{spec.model.family}, {AREA_EFFECTS[spec.model.spatial]}, "
+            f"{GROUP_EFFECTS[spec.model.group_effects]}, priors {spec.model.priors}")  # fmt: skip
+
+
+def fit_summary(fit) -> str:
+    graph = fit.inputs.graph.summary()
+    problems = fit.diagnostics.problems(fit.spec.flags)
+    counts = fit.estimates()["flag"].value_counts()
+    lines = [
+        fit.spec.title,
+        f"  model: {model_words(fit.spec)}",
+        f"  data: {len(fit.inputs.cells.frame)} rows, {graph['n_areas']} areas, "
+        f"{graph['n_edges']} edges, {graph['n_components']} component(s), islands: "
+        f"{', '.join(graph['islands']) or 'none'}; groups: {', '.join(fit.design.groups)}",
+        f"  {fit.diagnostics.summary_line()}"
+        + (f"  NOT TRUSTWORTHY: {'; '.join(problems)}" if problems else ""),
+        "  flags: "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reliable", "caution", "unreliable")),
+    ]
+    if len(fit.design.groups) > 1:
+        lines.append(gap_summary(fit))
+    return "\n".join(lines)
+
+
+def gap_summary(fit) -> str:
+    gaps, overall = fit.gaps(), fit.overall().set_index("group")
+    counts = gaps["flag"].value_counts()
+    reference = fit.reference_group
+    ratios = "; ".join(
+        f"{g} / {reference} {r.ratio_mean:.2f} [{r.ratio_lower:.2f}, {r.ratio_upper:.2f}]"
+        for g, r in overall.drop(index=reference).iterrows()
+    )
+    return (
+        f"  gaps ({gaps['rate_basis'].iloc[0]}): "
+        + ", ".join(
+            f"{counts.get(k, 0)} {k}" for k in ("clear", "possible", "uncertain", "unreliable")
+        )
+        + f"; map-wide {ratios}"
+    )

@@ -1,0 +1,165 @@
+"""From labelled draws to the tables sae writes: one row per unit, every number with its interval
+and its reliability flag.
+
+Posterior summaries are computed in blocks of cells so memory stays bounded on large maps.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import arviz as az
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from sae.gaps import GAP_COLUMNS, compare_draws, interval_bounds
+from sae.inputs import Inputs
+from sae.posterior import flatten
+from sae.reliability import flag_estimates, flag_gaps
+
+CELLS_PER_BLOCK = 2000
+DIRECT_COLUMNS = (
+    "area", "group", "direct", "direct_se", "mean", "median", "sd",
+    "lower", "upper", "rse", "flag", "flag_reason", "shrinkage",
+)  # fmt: skip
+ESTIMATE_COLUMNS = (
+    "area", "group", "observed", "{exposure}", "crude", "mean", "median", "sd",
+    "lower", "upper", "rse", "flag", "flag_reason",
+)  # fmt: skip
+ADJUSTED_COLUMNS = ("mean", "lower", "upper", "rse", "flag", "flag_reason")
+
+
+def unit_table(
+    draws: xr.DataArray, inputs: Inputs, direct: bool, per: float, interval: float, flags,
+    divergences: int, row_pareto_k: pd.DataFrame | None = None,
+) -> pd.DataFrame:  # fmt: skip
+    """Observed, exposure, crude rate (or the direct estimate), posterior summaries and flags for
+    each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates)."""
+    unit = tuple(name for name, c in draws.coords.items() if c.dims == ("unit",))
+    if direct:
+        table = direct_by_unit(inputs, draws, unit)
+    else:
+        table = observed_by_unit(inputs, draws, unit)
+        exposure = table["exposure"].where(table["exposure"] > 0)
+        table["crude"] = table["observed"] / exposure * per
+    table = pd.concat([table, summarise_draws(draws, interval)], axis=1)
+    if direct:  # posterior analogue of γ_d: the weight on the direct estimate
+        table["shrinkage"] = table["sd"] ** 2 / table["direct_se"] ** 2
+    table["has_data"] = table["exposure"] > 0
+    if row_pareto_k is not None:  # a Laplace fit: the worst k̂ over the unit's data rows
+        worst = row_pareto_k.groupby(list(unit), as_index=False)["pareto_k"].max()
+        table = table.merge(worst, on=list(unit), how="left")
+    return pd.concat([table, flag_estimates(table, flags, divergences)], axis=1)
+
+
+def estimates_table(
+    cells: pd.DataFrame, adjusted: pd.DataFrame | None, exposure: str, direct: bool, inputs: Inputs
+) -> pd.DataFrame:
+    """The cells' table in the documented column order, with `adj_*` columns when age-adjusted."""
+    table = cells.copy()
+    if adjusted is not None:
+        for column in ADJUSTED_COLUMNS:
+            table[f"adj_{column}"] = adjusted[column].to_numpy()
+    table = table.rename(columns={"exposure": exposure})
+    if direct:
+        table = table.drop(columns=["observed"])
+    first = [c.format(exposure=exposure) for c in (DIRECT_COLUMNS if direct else ESTIMATE_COLUMNS)]
+    return with_names(table[first + [c for c in table.columns if c not in first]], inputs)
+
+
+def gap_table(
+    target: xr.DataArray, reference: xr.DataArray, excess: xr.DataArray, flags_of: pd.Series,
+    reference_flags: xr.DataArray, label: str, interval: float, flag_spec,
+) -> pd.DataFrame:  # fmt: skip
+    """One row per (area, group) of `target` (dims chain, draw, area, group) against `reference`
+    (the same dims, or without group: a place's all-groups rate), with excess events and flags.
+
+    `flags_of` is the cells' flag indexed by (area, group); `reference_flags` the reference's flag,
+    labelled like `reference` without chain and draw.
+    """
+    pairs = target.stack(unit=("area", "group")).transpose("chain", "draw", "unit")
+    compared = reference.broadcast_like(target).stack(unit=("area", "group")).transpose(*pairs.dims)
+    table = compare_draws(flatten(pairs), flatten(compared), interval)
+    excess_draws = flatten(excess.stack(unit=("area", "group")).transpose(*pairs.dims))
+    table["excess"] = excess_draws.mean(axis=0)
+    table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)
+    areas = pairs["area"].to_numpy()
+    groups = pairs["group"].to_numpy()
+    table.insert(0, "area", areas)
+    table.insert(1, "group", groups)
+    table.insert(2, "reference", label)
+    target_flag = flags_of.reindex(pd.MultiIndex.from_arrays([areas, groups])).reset_index(
+        drop=True
+    )
+    ref_flag = reference_flags.broadcast_like(target.isel(chain=0, draw=0, drop=True))
+    ref_flag = pd.Series(ref_flag.stack(unit=("area", "group")).to_numpy())
+    gap_flags = flag_gaps(table["prob_higher"], target_flag, ref_flag, flag_spec,
+                          ratio_defined=table["ratio_mean"].notna())  # fmt: skip
+    return pd.concat([table, gap_flags], axis=1)[list(GAP_COLUMNS)]
+
+
+def with_names(table: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:
+    """The table with a `name` column after `area` when the spec names an area_name column."""
+    if inputs.names is None:
+        return table
+    named = table.copy()
+    named.insert(1, "name", inputs.name_of(table["area"]).to_numpy())
+    return named
+
+
+def direct_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame:
+    """Direct estimate and its standard error per unit: the weighted mean of the unit's direct
+    estimates (weights: population, or equal), se = √(Σ w² ψ) / Σ w. `observed` is empty."""
+    keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
+    frame = inputs.cells.frame
+    data = frame[frame["estimate"].notna()]
+    w = data["exposure"]
+    parts = data[list(unit)].assign(
+        wy=w * data["estimate"], w2v=w**2 * data["variance"], exposure=w
+    )
+    sums = parts.groupby(list(unit), as_index=False)[["wy", "w2v", "exposure"]].sum()
+    table = keys.merge(sums, on=list(unit), how="left").fillna({"exposure": 0.0})
+    return table.assign(
+        direct=table["wy"] / table["exposure"],
+        direct_se=np.sqrt(table["w2v"]) / table["exposure"],
+        observed=np.nan,
+    ).drop(columns=["wy", "w2v"])
+
+
+def observed_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame:
+    """Observed count and exposure summed over each unit's rows, in the order of `draws`' units."""
+    keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
+    totals = inputs.cells.frame.groupby(list(unit), as_index=False)[["count", "exposure"]].sum()
+    table = keys.merge(totals, on=list(unit), how="left").fillna({"count": 0, "exposure": 0.0})
+    return table.rename(columns={"count": "observed"}).astype({"observed": np.int64})
+
+
+def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
+    """Mean, median, sd, equal-tailed interval, RSE, relative width, R-hat and bulk ESS per unit
+    (R-hat and ESS are empty for a single chain of independent draws)."""
+    values = np.asarray(draws)
+    blocks = [
+        summarise_block(values[:, :, start : start + CELLS_PER_BLOCK], interval)
+        for start in range(0, values.shape[2], CELLS_PER_BLOCK)
+    ]
+    return pd.concat(blocks, ignore_index=True)
+
+
+def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
+    tail = (1.0 - interval) / 2.0
+    flat = values.reshape(-1, values.shape[2])
+    lower, median, upper = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0)
+    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    if values.shape[0] > 1:
+        dataset = xr.Dataset({"rate": (("chain", "draw", "cell"), values)})
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # constant draws give nan R-hat
+            rhat = az.rhat(dataset)["rate"].to_numpy()
+            ess = az.ess(dataset, method="bulk")["rate"].to_numpy()
+    else:
+        rhat = ess = np.full(values.shape[2], np.nan)
+    return pd.DataFrame({
+        "mean": mean, "median": median, "sd": sd, "lower": lower, "upper": upper,
+        "rse": sd / mean, "relative_width": (upper - lower) / mean, "rhat": rhat, "ess_bulk": ess,
+    })  # fmt: skip

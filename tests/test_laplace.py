@@ -1,0 +1,153 @@
+"""The Laplace engine: exact where it must be (Gaussian likelihoods, constraints, islands), and in
+agreement with NUTS where it approximates."""
+
+import warnings
+
+import numpy as np
+import pandas as pd
+import pytest
+import scipy.sparse as sp
+from conftest import grid_areas, simulated_cells
+from scipy import stats
+
+import sae
+from sae.fit import design_for
+from sae.inputs import load_inputs
+from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
+from sae.latent import latent_model
+from sae.sparse_cholesky import SparseCholesky
+from sae.spec import spec_from_dict
+
+
+def survey_model(spatial: str, island: bool = True):
+    """Made-up direct estimates (seed 3) on the 4 × 5 grid (and its island): a Fay–Herriot model."""
+    areas = grid_areas(island=island)
+    rng = np.random.default_rng(3)
+    cells = pd.DataFrame({"area": areas["area"], "p": rng.normal(0.3, 0.1, len(areas)),
+                          "se": rng.uniform(0.02, 0.08, len(areas))})  # fmt: skip
+    spec = spec_from_dict({"data": {"area_id": "area", "estimate": "p", "se": "se"},
+                           "model": {"family": "gaussian", "spatial": spatial}})  # fmt: skip
+    inputs = load_inputs(spec, cells=cells, areas=areas)
+    design = design_for(spec, inputs)
+    return latent_model(spec, design, inputs.graph, spec.family), inputs.graph
+
+
+def pseudo_inverse_laplacian(graph) -> np.ndarray:
+    """L⁺ per component (0 on islands): the covariance of the sum-to-zero ICAR, computed densely."""
+    cov = np.zeros((graph.n_areas, graph.n_areas))
+    for nodes in graph.component_nodes():
+        if len(nodes) > 1:
+            cov[np.ix_(nodes, nodes)] = np.linalg.pinv(graph.laplacian(nodes))
+    return cov
+
+
+def exact_log_marginal(model, graph, theta) -> float:
+    """log N(y | level + mean, Σ_y), Σ_y = ψ + var(a) + σ²((1 − ρ)I + (ρ/s) L⁺) on components,
+    σ² on islands: the Fay–Herriot marginal likelihood, computed densely."""
+    sigma = theta[0]
+    rho = theta[1] if len(theta) > 1 else 0.0
+    structured = ~graph.is_island
+    field = np.diag(np.where(structured, 1.0 - rho, 1.0))
+    field += rho * pseudo_inverse_laplacian(graph) / graph.scaling_factor[0]
+    rows = model.design.rows
+    area = model.design.area
+    intercept_var = 1.0 / model.precision[0, 0]
+    cov = np.diag(rows.variance) + intercept_var + sigma**2 * field[np.ix_(area, area)]
+    mean = model.level + model.mean[0]
+    return float(stats.multivariate_normal(np.full(len(area), mean), cov).logpdf(rows.response))
+
+
+@pytest.mark.parametrize("spatial", ["bym2", "none"])
+def test_laplace_marginal_is_exact_for_gaussian_likelihoods(spatial):
+    # For y ~ N(η, ψ) the Laplace approximation is exact: log p̃(y | θ) must differ from the dense
+    # Gaussian marginal likelihood by a constant, across θ; this checks the constrained
+    # log-determinant and the islands, which carry no structured part.
+    model, graph = survey_model(spatial)
+    engine = LaplaceEngine(model)
+    thetas = [np.array([0.5, 0.3]), np.array([0.1, 0.8]), np.array([1.5, 0.5])]
+    thetas = [t[: len(model.hyperparameters)] for t in thetas]
+    laplace = []
+    for theta in thetas:
+        t = np.array(
+            [h.unconstrained(v) for h, v in zip(model.hyperparameters, theta, strict=True)]
+        )
+        laplace.append(engine.mode(t).log_posterior - model.log_prior(t))
+    exact = [exact_log_marginal(model, graph, theta) for theta in thetas]
+    assert np.diff(laplace) == pytest.approx(np.diff(exact), abs=1e-3)
+
+
+def test_draws_satisfy_the_constraints_and_have_the_approximations_covariance():
+    model, _ = survey_model("bym2")
+    engine = LaplaceEngine(model)
+    mode = engine.mode(np.array([np.log(0.5), 0.0]))
+    draws = draw_latent(model, mode, 20_000, np.random.default_rng(0))
+    assert np.abs(model.constraints @ draws.T).max() < 1e-9
+    # the constrained covariance: P⁻¹ − V (C V)⁻¹ Vᵀ, V = P⁻¹ Cᵀ
+    inverse = mode.factor.solve(np.eye(model.size))
+    constrained = inverse - mode.kriging @ (model.constraints @ inverse)
+    empirical = np.cov(draws.T)
+    scale = np.sqrt(np.outer(np.diag(constrained), np.diag(constrained))) + 1e-12
+    assert np.abs((empirical - constrained) / scale).max() < 0.05  # 20,000 draws: MC error ~0.01
+
+
+def test_sparse_cholesky_log_determinant_solve_and_draws():
+    rng = np.random.default_rng(1)
+    dense = rng.normal(size=(30, 30))
+    matrix = sp.csc_array(dense @ dense.T + 30 * np.eye(30))
+    factor = SparseCholesky(matrix)
+    assert factor.logdet() == pytest.approx(np.linalg.slogdet(matrix.toarray())[1], rel=1e-12)
+    b = rng.normal(size=30)
+    assert factor.solve(b) == pytest.approx(np.linalg.solve(matrix.toarray(), b))
+    n = 40_000
+    draws = factor.sample(rng.normal(size=(30, n)))
+    exact = np.linalg.inv(matrix.toarray())
+    variances = np.diag(exact)
+    standard_error = np.sqrt((np.outer(variances, variances) + exact**2) / n)  # Wishart
+    assert np.abs(np.cov(draws) - exact).max() < 5 * standard_error.max()
+
+
+def test_precision_assembly_equals_the_sparse_product():
+    rng = np.random.default_rng(2)
+    incidence = sp.random_array((60, 25), density=0.15, random_state=3, format="csr")
+    q = sp.random_array((25, 25), density=0.1, random_state=4)
+    precision = sp.csc_array(q + q.T + 3 * sp.eye_array(25))
+    scales, weight = rng.uniform(0.5, 2.0, 25), rng.uniform(0.0, 3.0, 60)
+    A = incidence @ sp.diags_array(scales)
+    direct = (precision + A.T @ sp.diags_array(weight) @ A).toarray()
+    assembled = PrecisionAssembly(precision, incidence).assemble(scales, weight).toarray()
+    assert assembled == pytest.approx(direct, abs=1e-12)
+
+
+def synthetic_fit(method: str, family: str = "poisson", group_effects: str = "iid"):
+    areas = grid_areas()
+    cells = simulated_cells(areas, seed=6)[0]
+    data = {"area_id": "area", "group": "group", "count": "cases", "population": "population"}
+    if family == "binomial":
+        data = {**data, "population": None, "trials": "population"}
+    spec = spec_from_dict({
+        "data": data, "model": {"family": family, "group_effects": group_effects},
+        "sampler": {"method": method, "chains": 4, "draws": 1500, "tune": 1000, "seed": 2},
+    })  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        return sae.fit(spec, cells=cells, areas=areas, progress=False)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(("family", "group_effects"), [("poisson", "iid"), ("binomial", "bym2")])
+def test_laplace_agrees_with_nuts_on_cells_and_gaps(family, group_effects):
+    laplace = synthetic_fit("laplace", family, group_effects)
+    nuts = synthetic_fit("nuts", family, group_effects)
+    assert laplace.diagnostics.method == "laplace" and nuts.diagnostics.method == "nuts"
+    for table in ("estimates", "gaps"):
+        ours, reference = getattr(laplace, table)(), getattr(nuts, table)()
+        for column in ("mean", "lower", "upper") if table == "estimates" else ("ratio_mean",):
+            sd = (
+                reference["sd"]
+                if table == "estimates"
+                else reference["ratio_upper"] - reference["ratio_lower"]
+            )
+            tolerance = np.maximum(0.05 * reference[column].abs(), 0.1 * sd)
+            # the issue's criterion, with room for NUTS's own Monte Carlo error in a short run
+            assert (np.abs(ours[column] - reference[column]) <= 1.5 * tolerance).mean() >= 0.95
+    assert "pareto_k" in laplace.estimates() and laplace.diagnostics.latent_pareto_k < 0.7
