@@ -11,8 +11,8 @@ from conftest import simulated_cells, write_spec
 
 import sae
 from sae.cli import main
-from sae.tables import ESTIMATE_COLUMNS
 from sae.gaps import GAP_COLUMNS
+from sae.tables import ESTIMATE_COLUMNS
 
 
 @pytest.fixture(scope="module")

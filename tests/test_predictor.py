@@ -4,8 +4,8 @@ import numpy as np
 import pytensor.tensor as pt
 import pytest
 
-from sae.nuts import icar_logp
 from sae.graph import graph_from_pairs
+from sae.nuts import icar_logp
 from sae.predictor import bym2_combination, linear_predictor
 
 

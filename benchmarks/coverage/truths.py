@@ -19,8 +19,7 @@ import geopandas as gpd
 import numpy as np
 import pandas as pd
 
-from sae.predictor import structure_weights
-from sae.predictor import bym2_combination
+from sae.predictor import bym2_combination, structure_weights
 from sae.prior_predictive import draw_icar
 
 US_GROUP_SHARES = {"white": 0.62, "black": 0.12, "hispanic": 0.17, "asian_other": 0.09}
