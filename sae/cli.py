@@ -40,6 +40,7 @@ def parser() -> argparse.ArgumentParser:
     )
     for name in ("chains", "draws", "tune", "seed"):
         fit.add_argument(f"--{name}", type=int, help=f"override [sampler] {name}")
+    fit.add_argument("--method", choices=("nuts", "laplace"), help="override [sampler] method")
     fit.add_argument("--quiet", action="store_true", help="no progress display")
     validate = commands.add_parser("validate", help="reproduce the published benchmark results")
     validate.add_argument(
@@ -98,7 +99,7 @@ def run_fit(args: argparse.Namespace) -> int:
     spec = sae.load_spec(args.spec)
     overrides = {
         k: getattr(args, k)
-        for k in ("chains", "draws", "tune", "seed")
+        for k in ("chains", "draws", "tune", "seed", "method")
         if getattr(args, k) is not None
     }
     if overrides:

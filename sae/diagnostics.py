@@ -48,6 +48,7 @@ class Diagnostics:
     theta_pareto_k: float | None = None
     theta_points: int | None = None
     latent_pareto_k: float | None = None
+    latent_ess: float | None = None  # effective draws of that importance reweighting
     rows_off: int | None = None  # data rows whose own k̂ exceeds PARETO_K_LIMIT
     corrected: bool = False  # draws reweighted by the exact joint posterior
 
@@ -89,7 +90,8 @@ class Diagnostics:
         if self.method == "laplace":
             text = (f"laplace: {self.draws} draws over {self.theta_points} hyperparameter points "
                     f"(Pareto k̂ {self.theta_pareto_k:.2f}); latent approximation k̂ "
-                    f"{self.latent_pareto_k:.2f}{', draws corrected' if self.corrected else ''}")  # fmt: skip
+                    f"{self.latent_pareto_k:.2f} (ESS {self.latent_ess:.0f})"
+                    f"{', draws reweighted' if self.corrected else ''}")  # fmt: skip
             return text
         return (f"nuts: {self.chains} chains × {self.draws} draws; max R-hat {self.max_rhat:.3f}, "
                 f"min bulk ESS {self.min_ess_bulk:.0f}, divergences {self.divergences}")  # fmt: skip

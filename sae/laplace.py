@@ -26,7 +26,6 @@ of the Gaussian approximation). Each row's own term gives that row's k̂: cells 
 
 from __future__ import annotations
 
-import os
 import time
 from dataclasses import dataclass
 
@@ -49,14 +48,19 @@ from sae.spec import Spec
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
-GRADIENT_STEP = 1e-4  # forward differences on the unconstrained θ scale
+GRADIENT_STEP = 1e-5  # forward differences on the unconstrained θ scale
 POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to within 0.01%
 HESSIAN_STEP = 0.02
 PROPOSAL_DF = 5  # Student-t proposal over θ
 PROPOSAL_SCALE = 1.3  # widens the Gaussian fit at the mode, so the proposal's tails cover p(θ | y)
 DRAW_BATCH = 250
 NEGLIGIBLE_WEIGHT_SD = 0.1
+CORRECTION_MIN_ESS = 0.25
+# integration points over θ: 64 + 8 per hyperparameter (measured: on Pennsylvania 32 points left
+# 2-3% of interval ends outside the agreement band with long NUTS runs, 128 none)
+MAX_AUTOMATIC_POINTS = 160  # share of the draws the reweighted sample must keep
 # log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5: far beyond any posterior mass sae meets
+TANGENT_RANGE = 0.5  # on the unconstrained θ scale: beyond it the linear prediction is not used
 THETA_BOUNDS = {"sigma": (np.log(1e-4), np.log(50.0)), "rho": (-11.5, 11.5)}
 
 
@@ -72,14 +76,15 @@ class Mode:
     constrained: np.ndarray | None  # P⁻¹ Cᵀ
     log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
     curvature: tuple[np.ndarray, np.ndarray, np.ndarray]  # ℓ, ∇ℓ, −∇²ℓ per row at η*
+    scales: np.ndarray  # s(θ)
 
 
 class PrecisionAssembly:
-    """P = Q + Aᵀ W A with A = A₀ diag(s), assembled in one pass for any (s, w).
+    """P = Q + Aᵀ W A with A = A₀ diag(s), assembled for any (s, w) without sparse products.
 
-    Entry (a, b) of A₀ᵀ W A₀ is Σ_r A₀[r, a] A₀[r, b] w_r: the pairs of non-zeros within each row
-    are listed once, with their position in P's fixed sparsity pattern, so each assembly is a
-    weighted bincount (no sparse matrix products in the Newton loop).
+    Entry (a, b) of A₀ᵀ W A₀ is Σ_r A₀[r, a] A₀[r, b] w_r. The pairs of non-zeros within each row
+    are listed once, as a sparse map M from the data rows to P's fixed sparsity pattern: for given
+    scales M's values are A₀[r, a] A₀[r, b] s_a s_b, and then P's values are Q's plus M w.
     """
 
     def __init__(self, precision: sp.csc_array, incidence: sp.csr_array):
@@ -88,32 +93,38 @@ class PrecisionAssembly:
         row_of = np.repeat(np.arange(incidence.shape[0]), counts)
         starts = np.repeat(incidence.indptr[:-1], counts)
         # all (i, j) pairs of non-zeros of the same row: repeat each entry by its row's count
-        first = np.repeat(np.arange(incidence.nnz), counts[row_of])
-        second = starts[first] + (
-            np.arange(len(first))
-            - np.repeat(np.cumsum(counts[row_of]) - counts[row_of], counts[row_of])
+        repeats = counts[row_of]
+        first = np.repeat(np.arange(incidence.nnz), repeats)
+        second = (
+            starts[first] + np.arange(len(first)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
         )
-        self.a = incidence.indices[first].astype(np.int64)
-        self.b = incidence.indices[second].astype(np.int64)
-        self.row = row_of[first]
-        self.coefficient = incidence.data[first] * incidence.data[second]
         q = sp.coo_array(precision)
         n = precision.shape[0]
-        keys = np.concatenate([q.col.astype(np.int64) * n + q.row, self.b * n + self.a])
+        a, b = incidence.indices[first].astype(np.int64), incidence.indices[second].astype(np.int64)
+        keys = np.concatenate([q.col.astype(np.int64) * n + q.row, b * n + a])
         unique, position = np.unique(keys, return_inverse=True)
-        self.pair_position = position[q.nnz :]
-        self.prior_data = np.bincount(position[: q.nnz], weights=q.data, minlength=len(unique))
-        columns, rows = np.divmod(unique, n)
-        self.indices = rows.astype(np.int32)
-        self.indptr = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=n))]).astype(
-            np.int32
+        prior = np.bincount(position[: q.nnz], weights=q.data, minlength=len(unique))
+        pair_map = sp.csr_array(
+            (incidence.data[first] * incidence.data[second], (position[q.nnz :], row_of[first])),
+            shape=(len(unique), incidence.shape[0]),
         )
-        self.shape = precision.shape
+        order = np.argsort(position[q.nnz :], kind="stable")  # the csr's order of the pairs
+        self.a, self.b = a[order], b[order]
+        self.coefficient = pair_map.data.copy()
+        self.pair_map, self.prior = pair_map, prior
+        columns, rows = np.divmod(unique, n)
+        indptr = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=n))])
+        self.matrix = sp.csc_matrix(
+            (prior.copy(), rows.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
+        )
 
-    def assemble(self, scales: np.ndarray, weight: np.ndarray) -> sp.csc_array:
-        values = self.coefficient * scales[self.a] * scales[self.b] * weight[self.row]
-        data = np.bincount(self.pair_position, weights=values, minlength=len(self.indices))
-        return sp.csc_array((data + self.prior_data, self.indices, self.indptr), shape=self.shape)
+    def set_scales(self, scales: np.ndarray) -> None:
+        self.pair_map.data[:] = self.coefficient * scales[self.a] * scales[self.b]
+
+    def assemble(self, weight: np.ndarray) -> sp.csc_matrix:
+        """P for the current scales and these weights (the same matrix object, refilled)."""
+        np.add(self.pair_map @ weight, self.prior, out=self.matrix.data)
+        return self.matrix
 
 
 class LaplaceEngine:
@@ -122,8 +133,8 @@ class LaplaceEngine:
     def __init__(self, model: LatentModel):
         self.model = model
         self.assembly = PrecisionAssembly(model.precision, model.incidence)
-        self.last_x = model.mean.copy()
-        self.last_scales = np.ones(model.size)
+        self.last: Mode | None = None
+        self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
 
     def mode(self, t: np.ndarray, tolerance: float = NEWTON_TOLERANCE) -> Mode:
@@ -133,13 +144,14 @@ class LaplaceEngine:
         theta = model.natural(t)
         scales = model.scales(theta)
         A = model.design_matrix(theta)
-        x = self.warm_start(scales)
+        x = self.warm_start(t, scales)
+        self.assembly.set_scales(scales)
         for _ in range(MAX_NEWTON_STEPS):
             eta = model.level + A @ x
             loglik, gradient, weight = model.family.newton_terms(model.design.rows, eta)
             deviation = x - model.mean
-            factor = SparseCholesky(self.assembly.assemble(scales, weight))
-            kriging, constrained = kriging_terms(factor, model.constraints)
+            factor = SparseCholesky(self.assembly.assemble(weight))
+            kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
             ascent = A.T @ gradient - model.precision @ deviation
             step = factor.solve(ascent)
             if kriging is not None:
@@ -154,30 +166,46 @@ class LaplaceEngine:
                 f"θ = {dict(zip([h.label for h in model.hyperparameters], theta, strict=True))}; "
                 'use method = "nuts" for this model.'
             )
-        self.last_x, self.last_scales = x, scales
         self.evaluations += 1
         log_det = factor.logdet()
         if constrained is not None:
             log_det += np.linalg.slogdet(model.constraints @ constrained)[1]
         log_posterior = (loglik.sum() - 0.5 * deviation @ (model.precision @ deviation)
                          - 0.5 * log_det + model.log_prior(t))  # fmt: skip
-        return Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
-                    (loglik, gradient, weight))  # fmt: skip
+        self.last = Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
+                         (loglik, gradient, weight), scales)  # fmt: skip
+        return self.last
 
-    def warm_start(self, scales: np.ndarray) -> np.ndarray:
-        """The last mode, rescaled so that the effects s·x, and so η, stay where they were."""
-        ratio = np.divide(self.last_scales, scales, out=np.ones_like(scales), where=scales > 0)
-        return self.last_x * ratio
+    def warm_start(self, t: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        """Where Newton starts: near the last mode, its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ
+        (implicit differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0);
+        further away, the last mode rescaled so that the effects s·x, and so η, stay put."""
+        last = self.last
+        if last is None:
+            return self.model.mean.copy()
+        if np.abs(t - last.t).max() > TANGENT_RANGE:
+            ratio = np.divide(last.scales, scales, out=np.ones_like(scales), where=scales > 0)
+            return last.x * ratio
+        incidence = self.model.incidence
+        change = scales - last.scales
+        _, gradient, weight = last.curvature
+        shift = incidence @ (change * last.x)
+        force = change * (incidence.T @ gradient) - last.scales * (incidence.T @ (weight * shift))
+        step = last.factor.solve(force)
+        if last.kriging is not None:
+            step = step - last.kriging @ (self.model.constraints @ step)
+        return last.x + step
 
     def log_posterior(self, t: np.ndarray) -> float:
         return self.mode(np.asarray(t, float)).log_posterior
 
 
-def kriging_terms(factor: SparseCholesky, constraints: sp.csr_array):
-    """V = P⁻¹ Cᵀ and V (C V)⁻¹: x − V (C V)⁻¹ C x is the kriged (constrained) version of x."""
+def kriging_terms(factor: SparseCholesky, constraints: sp.csr_array, transposed: np.ndarray):
+    """V = P⁻¹ Cᵀ and V (C V)⁻¹: x − V (C V)⁻¹ C x is the kriged (constrained) version of x.
+    `transposed` is Cᵀ as a dense array."""
     if constraints.shape[0] == 0:
         return None, None
-    constrained = factor.solve(constraints.T.toarray())
+    constrained = factor.solve(transposed)
     return constrained @ np.linalg.inv(constraints @ constrained), constrained
 
 
@@ -209,7 +237,7 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> tuple[np.ndarray, fl
 
     bounds = [THETA_BOUNDS[h.kind] for h in engine.model.hyperparameters]
     result = scipy.optimize.minimize(objective, start, jac=gradient, method="L-BFGS-B",
-                                     bounds=bounds, options={"maxiter": 200, "ftol": 1e-12, "gtol": 1e-3})  # fmt: skip
+                                     bounds=bounds, options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": 0.05})  # fmt: skip
     return result.x, -float(result.fun)
 
 
@@ -278,7 +306,7 @@ def run_laplace(
     seconds["mode"] = time.perf_counter() - clock
     clock = time.perf_counter()
     rng = np.random.default_rng(spec.sampler.seed)
-    points = int(os.environ.get("SAE_POINTS", max(32, 8 * len(mode))))
+    points = spec.sampler.integration_points or min(64 + 8 * len(mode), MAX_AUTOMATIC_POINTS)
     modes, weights, theta_k = integration_points(engine, mode, hessian, points, spec.sampler.seed)
     seconds["integration"] = time.perf_counter() - clock
     clock = time.perf_counter()
@@ -287,16 +315,21 @@ def run_laplace(
     draws, row_weights = sample_mixture(model, modes, counts, rng)
     joint = row_weights.sum(axis=1)
     smoothed, latent_k = az.psislw(joint - joint.max())
-    corrected = latent_k < PARETO_K_LIMIT
-    order = resample(np.exp(smoothed), rng) if corrected else np.arange(total)
+    weights = np.exp(smoothed)
+    latent_ess = float(weights.sum() ** 2 / (weights**2).sum())
+    # reweighting helps only when it is reliable (k̂) and keeps enough draws to summarise (ESS)
+    corrected = latent_k < PARETO_K_LIMIT and latent_ess >= CORRECTION_MIN_ESS * total
+    order = resample(weights, rng) if corrected else None
     row_k = row_pareto_k(row_weights)
     rows_off = row_k > PARETO_K_LIMIT
     seconds["draws"] = time.perf_counter() - clock
-    posterior = common_posterior({k: v[order] for k, v in draws.items()}, model, design, graph)
+    if corrected:
+        draws = {name: np.take(values, order, axis=0) for name, values in draws.items()}
+    posterior = common_posterior(draws, model, design, graph)
     check = xr.Dataset({"pareto_k": ("row", np.asarray(row_k, float))})
     diagnostics = Diagnostics(
         method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=points,
-        latent_pareto_k=float(latent_k), rows_off=int(rows_off.sum()), corrected=bool(corrected),
+        latent_pareto_k=float(latent_k), latent_ess=latent_ess, rows_off=int(rows_off.sum()), corrected=bool(corrected),
         hyperparameters={h.label: {"mode": float(h.natural(mode[k])),
                                    "sd_unconstrained": float(np.sqrt(np.linalg.inv(hessian)[k, k]))}
                          for k, h in enumerate(model.hyperparameters)},
@@ -307,18 +340,22 @@ def run_laplace(
 
 def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rng):
     """Draws of the linear predictor's parts and of θ from the mixture over the points, with each
-    draw's per-row log weights against the exact posterior."""
-    parts: dict[str, list] = {}
-    weights = []
+    draw's per-row log weights against the exact posterior (float32: they feed k̂ and weights)."""
+    total, filled = int(counts.sum()), 0
+    parts: dict[str, np.ndarray] = {}
+    weights = np.empty((total, len(model.design.area)), dtype=np.float32)
     for mode, count in zip(modes, counts, strict=True):
         for start in range(0, count, DRAW_BATCH):
             size = min(DRAW_BATCH, count - start)
             x = draw_latent(model, mode, size, rng)
             theta = np.tile(model.natural(mode.t), (size, 1))
             for name, value in {**model.effects(x, theta), "theta": theta}.items():
-                parts.setdefault(name, []).append(value)
-            weights.append(row_log_weights(model, mode, x))
-    return {k: np.concatenate(v) for k, v in parts.items()}, np.concatenate(weights)
+                if name not in parts:
+                    parts[name] = np.empty((total, *value.shape[1:]))
+                parts[name][filled : filled + size] = value
+            weights[filled : filled + size] = row_log_weights(model, mode, x)
+            filled += size
+    return parts, weights
 
 
 def row_pareto_k(row_weights: np.ndarray) -> np.ndarray:

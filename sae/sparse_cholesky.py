@@ -28,20 +28,34 @@ class SparseCholesky:
                 'wheel for this platform; use method = "nuts".'
             ) from err
         self.size = matrix.shape[0]
-        self._factor = Cholmod(sp.csc_matrix(matrix))
-        self._factor.solve_LD(np.zeros(self.size))  # LDLᵀ form, so that D can be read
-        self._inverse_d = self._factor.solve_D(np.ones(self.size))
-        if not (self._inverse_d > 0).all():
-            raise np.linalg.LinAlgError("the matrix is not positive definite")
+        self._factor = Cholmod(matrix if isinstance(matrix, sp.csc_matrix) else sp.csc_matrix(matrix))
+        self._inverse_d = None
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """A⁻¹ rhs, for a vector or the columns of a matrix."""
         return self._factor.solve_A(np.ascontiguousarray(rhs, dtype=float))
 
+    @property
+    def inverse_d(self) -> np.ndarray:
+        """1 / D of the LDLᵀ form (the factor is converted to it once, when first needed)."""
+        if self._inverse_d is None:
+            self._factor.solve_LD(np.zeros(self.size))
+            self._inverse_d = self._factor.solve_D(np.ones(self.size))
+            if not (self._inverse_d > 0).all():
+                raise np.linalg.LinAlgError("the matrix is not positive definite")
+        return self._inverse_d
+
     def logdet(self) -> float:
-        return float(-np.log(self._inverse_d).sum())
+        return float(-np.log(self.inverse_d).sum())
 
     def sample(self, z: np.ndarray) -> np.ndarray:
         """Columns of `z` (independent standard normals, size × k) mapped to draws from N(0, A⁻¹)."""
-        scaled = np.sqrt(self._inverse_d)[:, None] * z
-        return self._factor.apply_Pt(self._factor.solve_Lt(np.ascontiguousarray(scaled)))
+        permuted = self._factor.solve_Lt(np.sqrt(self.inverse_d)[:, None] * z)
+        draws = np.empty_like(permuted)
+        draws[self.permutation] = permuted  # Pᵀ, applied by indexing
+        return draws
+
+    @property
+    def permutation(self) -> np.ndarray:
+        """CHOLMOD's fill-reducing ordering: (P b)_i = b[permutation[i]]."""
+        return self._factor.P().astype(np.int64)

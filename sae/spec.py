@@ -87,6 +87,7 @@ class SamplerSpec:
     seed: int = 1
     target_accept: float = 0.9
     low_rank_mass_matrix: bool = False
+    integration_points: int | None = None  # laplace: hyperparameter points (None: 64 + 8 per θ)
 
 
 @dataclass(frozen=True)
@@ -209,6 +210,7 @@ RANGES = {
     ("sampler", "tune"): (0, 10**7, True, True),
     ("sampler", "seed"): (0, 2**32 - 1, True, True),
     ("sampler", "target_accept"): (0.0, 1.0, False, False),
+    ("sampler", "integration_points"): (8, 100_000, True, True),
     ("flags", "rse_unreliable"): (0.0, math.inf, False, True),
     ("flags", "rse_caution"): (0.0, math.inf, False, True),
     ("flags", "relative_width_unreliable"): (0.0, math.inf, False, True),
