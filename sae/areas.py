@@ -123,6 +123,12 @@ def build_graph(
             "Set [data] areas = a polygons file, or [graph] edges = an edge-list CSV, or pass "
             'areas= (a GeoDataFrame); or fit a model without spatial structure (spatial = "none").'
         )
+    if needs_neighbours(spec) and len(graph.edges) == 0:
+        raise SaeInputError(
+            f"{edges_path or spec.data.areas}: no two areas are neighbours, so a BYM2 field has no "
+            'spatial part to estimate. Use spatial = "none" (and group_effects "iid" or "none"), or '
+            "give neighbours ([graph] edges, or polygons that touch)."
+        )
     if spec.graph.islands == "connect" and graph.islands:
         if polygons is None:
             raise SaeInputError(

@@ -27,8 +27,12 @@ def predictor_draws(fit) -> np.ndarray:
 
 
 def pointwise_log_likelihood(fit) -> np.ndarray:
-    """log p(y_r | η_r^(s)) for every likelihood row r and draw s: array (chain, draw, row)."""
-    return fit.spec.family.log_density(fit.design.rows, predictor_draws(fit))
+    """log p(y_r | η_r^(s)) for every likelihood row r and draw s: array (chain, draw, row), on
+    the data's scale (standardised Fay–Herriot estimates carry the Jacobian −log scale)."""
+    design = fit.design
+    return fit.spec.family.log_density(design.rows, predictor_draws(fit)) - np.log(
+        design.response_scale
+    )
 
 
 def loo(fit) -> az.ELPDData:

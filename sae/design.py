@@ -71,6 +71,22 @@ class Design:
     groups: tuple[str, ...]
     baseline_group: int
     grid: Grid
+    response_center: float = 0.0
+    response_scale: float = 1.0
+
+    def original_scale(self, eta):
+        """η on the data's own scale: Fay–Herriot models are fitted to standardised estimates
+        (y − center) / scale, so that their priors do not depend on the units; counts: η itself."""
+        if self.response_scale == 1.0 and self.response_center == 0.0:
+            return eta
+        return self.response_center + self.response_scale * eta
+
+    def reported_coefficients(self, intercept_std, beta_std):
+        """The intercept and coefficients on the original scales of the covariates and of the
+        data (numpy or pytensor): β = scale_y β_std / scale_x, α = η(0) with x at 0."""
+        beta = beta_std / self.scale
+        intercept = intercept_std - (beta * self.center).sum(axis=-1)
+        return self.original_scale(intercept), self.response_scale * beta
 
     @property
     def terms(self) -> tuple[str, ...]:
@@ -151,6 +167,12 @@ def build_design(
     group_codes = {g: i for i, g in enumerate(cells.groups)}
     exposure_by_group = frame.groupby("group")["exposure"].sum()
     used, rows, base_level = likelihood_rows(frame, cells.exposure, transform)
+    center, scale = 0.0, 1.0
+    if transform is not None:  # standardise direct estimates: priors in units of their spread
+        center, scale = base_level, float(np.std(rows.response)) or 1.0
+        rows = RowData((rows.response - center) / scale, rows.offset, rows.trials,
+                       rows.variance / scale**2)  # fmt: skip
+        base_level = 0.0
     keys = ["area", "group", *cells.strata]
     return Design(
         area=frame["area"].map(graph.index).to_numpy()[used],
@@ -163,6 +185,8 @@ def build_design(
         groups=cells.groups,
         baseline_group=group_codes[exposure_by_group.idxmax()],
         grid=build_grid(cells, graph, areas, area_id, group_codes, coding),
+        response_center=center,
+        response_scale=scale,
     )
 
 

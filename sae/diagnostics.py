@@ -4,7 +4,8 @@
   and divergent transitions.
 - Laplace: the Pareto k̂ of the importance weights over the hyperparameters (how well the
   integration points cover p(θ | y)), and the k̂ of the exact joint posterior against the Gaussian
-  approximation of the latent field, overall and per data row (Vehtari et al. 2024, JMLR 25:72).
+  approximation of the latent field, jointly and in each area's neighbourhood (Vehtari et al.
+  2024, JMLR 25:72).
 
 A warning is raised when a figure fails the thresholds in the spec's [flags]; the affected numbers
 are flagged `unreliable` by `sae.reliability`.
@@ -49,8 +50,8 @@ class Diagnostics:
     theta_points: int | None = None
     latent_pareto_k: float | None = None
     latent_ess: float | None = None  # effective draws of that importance reweighting
-    rows_off: int | None = None  # data rows whose own k̂ exceeds PARETO_K_LIMIT
-    corrected: bool = False  # draws reweighted by the exact joint posterior
+    correction: str | None = None  # "joint" (draws resampled) or "local" (numbers weighted)
+    areas_off: int | None = None  # areas whose neighbourhood k̂ exceeds PARETO_K_LIMIT
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
@@ -79,20 +80,19 @@ class Diagnostics:
                 f"the integration over the hyperparameters is unreliable (Pareto k̂ "
                 f"{self.theta_pareto_k:.2f} > {PARETO_K_LIMIT})"
             )
-        if self.rows_off:
+        if self.areas_off:
             problems.append(
-                f"the Gaussian approximation is off for {self.rows_off} data row(s) (their Pareto "
-                f"k̂ > {PARETO_K_LIMIT}); their cells are flagged"
+                f"the Laplace approximation cannot be checked or corrected in {self.areas_off} "
+                f"area(s) (Pareto k̂ > {PARETO_K_LIMIT}); their numbers are flagged"
             )
         return problems
 
     def summary_line(self) -> str:
         if self.method == "laplace":
-            text = (f"laplace: {self.draws} draws over {self.theta_points} hyperparameter points "
-                    f"(Pareto k̂ {self.theta_pareto_k:.2f}); latent approximation k̂ "
-                    f"{self.latent_pareto_k:.2f} (ESS {self.latent_ess:.0f})"
-                    f"{', draws reweighted' if self.corrected else ''}")  # fmt: skip
-            return text
+            return (f"laplace: {self.draws} draws over {self.theta_points} hyperparameter points "
+                    f"(Pareto k̂ {self.theta_pareto_k:.2f}); latent field corrected "
+                    f"{self.correction}ly (joint k̂ {self.latent_pareto_k:.2f}, ESS "
+                    f"{self.latent_ess:.0f})")  # fmt: skip
         return (f"nuts: {self.chains} chains × {self.draws} draws; max R-hat {self.max_rhat:.3f}, "
                 f"min bulk ESS {self.min_ess_bulk:.0f}, divergences {self.divergences}")  # fmt: skip
 

@@ -23,7 +23,7 @@ from sae import posterior, tables
 from sae.design import Design, build_design
 from sae.diagnostics import Diagnostics, warn_if_untrustworthy
 from sae.errors import SaeInputError
-from sae.gaps import ALL_GROUPS, interval_bounds
+from sae.gaps import ALL_GROUPS, quantiles
 from sae.inference import infer
 from sae.inputs import Inputs, load_inputs
 from sae.posterior import CELL
@@ -65,9 +65,17 @@ class Fit:
     def _adjusted(self) -> bool:
         return self.spec.output.age_stratum is not None
 
-    def _stratum_rates(self) -> np.ndarray:
-        return self._cached(("stratum",), lambda: posterior.stratum_rates(
+    def _stratum_rates(self, local: bool = True) -> np.ndarray:
+        """Draws of every grid row's rate (chain, draw, row). A locally corrected Laplace fit
+        resamples each area's draws by its own weights (`sae.laplace.Correction`): numbers of an
+        area, or of its groups, use those (`local`); map-wide ones the draws as they are."""
+        rates = self._cached(("stratum",), lambda: posterior.stratum_rates(
             self.idata.posterior, self.design, self.spec.family, self.spec.per))  # fmt: skip
+        if not local or self.diagnostics.correction != "local":
+            return rates
+        order = self.idata["laplace_check"]["draw_index"].to_numpy()
+        return self._cached(("stratum local",), lambda: posterior.reordered_by_area(
+            rates, order, self.design.grid.area))  # fmt: skip
 
     def rate_draws(self, unit: tuple[str, ...] = CELL, adjusted: bool = False) -> xr.DataArray:
         """Posterior draws of each unit's rate, dims (chain, draw, unit), labelled by the unit keys.
@@ -78,7 +86,8 @@ class Fit:
         """
         age = self.spec.output.age_stratum if adjusted else None
         return self._cached(("rates", unit, adjusted), lambda: posterior.unit_rates(
-            self._stratum_rates(), self.design.grid, unit, age, self.inputs.age_weights))  # fmt: skip
+            self._stratum_rates(local="area" in unit), self.design.grid, unit, age,
+            self.inputs.age_weights))  # fmt: skip
 
     def rates(self, adjusted: bool | None = None) -> xr.DataArray:
         """Labelled draws of every cell's rate, dims (chain, draw, area, group), for computing
@@ -88,16 +97,18 @@ class Fit:
 
     def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
         """Observed, exposure, crude rate, posterior summaries and flags for each unit (a copy)."""
-        return self._cached(("table", unit, adjusted), lambda: tables.unit_table(
-            self.rate_draws(unit, adjusted), self.inputs, self.spec.model.family == "gaussian",
-            self.spec.per, self.spec.output.interval, self.spec.flags,
-            self.diagnostics.divergences, self._row_pareto_k())).copy()  # fmt: skip
+        return self._cached(
+            ("table", unit, adjusted), lambda: self._unit_table(unit, adjusted)
+        ).copy()
 
-    def _row_pareto_k(self) -> pd.DataFrame | None:
-        """For Laplace fits: each data row's k̂ of the exact posterior against the approximation."""
-        if "laplace_check" not in self.idata.groups():
-            return None
-        return self.design.keys.assign(pareto_k=self.idata["laplace_check"]["pareto_k"].to_numpy())
+    def _unit_table(self, unit: tuple[str, ...], adjusted: bool) -> pd.DataFrame:
+        draws = self.rate_draws(unit, adjusted)
+        pareto_k = None
+        if self.diagnostics.correction == "local" and "area" in unit:
+            pareto_k = self.idata["laplace_check"]["pareto_k"].sel(area=draws["area"]).to_numpy()
+        return tables.unit_table(draws, self.inputs, self.spec.model.family == "gaussian",
+                                 self.spec.per, self.spec.output.interval, self.spec.flags,
+                                 self.diagnostics.divergences, pareto_k)  # fmt: skip
 
     def estimates(self) -> pd.DataFrame:
         """One row per area × group, every row with its interval and reliability flag.
@@ -157,9 +168,9 @@ class Fit:
         ref = draws[:, list(table["group"]).index(reference)][:, None]
         ratio = draws / ref
         table["reference"] = reference
-        table["ratio_mean"] = ratio.mean(axis=0)
-        table["ratio_lower"], table["ratio_upper"] = interval_bounds(
-            ratio, self.spec.output.interval
+        tail = (1.0 - self.spec.output.interval) / 2.0
+        table["ratio_lower"], table["ratio_median"], table["ratio_upper"] = quantiles(
+            ratio, (tail, 0.5, 1.0 - tail)
         )
         table["prob_higher"] = (draws > ref).mean(axis=0)
         table["rate_basis"] = RATE_BASIS[adjusted]

@@ -2,7 +2,8 @@
 
 For place i, group g and reference r (another group, or the place's all-groups rate):
 
-    ratio_ig = θ_ig / θ_ir,   difference_ig = θ_ig − θ_ir,   prob_higher = P(θ_ig > θ_ir | y),
+    ratio_ig = θ_ig / θ_ir (reported by its posterior median),   difference_ig = θ_ig − θ_ir,
+    prob_higher = P(θ_ig > θ_ir | y),
     excess_ig = (θ_ig − θ_ir) / per × exposure_ig   (expected excess events in the group)
 
 Because every summary comes from the same draws, the intervals of the ratio and the difference
@@ -16,7 +17,7 @@ import pandas as pd
 
 ALL_GROUPS = "all groups"  # a reference: the place's rate over all its groups
 GAP_COLUMNS = (
-    "area", "group", "reference", "ratio_mean", "ratio_lower", "ratio_upper",
+    "area", "group", "reference", "ratio_median", "ratio_lower", "ratio_upper",
     "diff_mean", "diff_lower", "diff_upper", "prob_higher",
     "excess", "excess_lower", "excess_upper", "flag", "flag_reason",
 )  # fmt: skip
@@ -25,21 +26,29 @@ GAP_COLUMNS = (
 def compare_draws(target: np.ndarray, reference: np.ndarray, interval: float) -> pd.DataFrame:
     """Ratio and difference summaries and P(target > reference); inputs are (draws, units).
 
-    The ratio is only defined where every reference draw is positive; elsewhere (e.g. a
-    prevalence whose posterior reaches 0) its summaries are NaN and the difference stands alone.
+    The ratio's point value is its posterior median, which is consistent with its reciprocal and
+    with P(higher); the difference's is its posterior mean. The ratio is only defined where every
+    reference draw is positive; elsewhere (e.g. a prevalence whose posterior reaches 0) its
+    summaries are NaN and the difference stands alone.
     """
     positive = reference > 0
     ratio = np.where(positive.all(axis=0), target / np.where(positive, reference, 1.0), np.nan)
-    columns = {}
-    for name, draws in (("ratio", ratio), ("diff", target - reference)):
-        lower, upper = interval_bounds(draws, interval)
-        columns[f"{name}_mean"] = draws.mean(axis=0)
-        columns[f"{name}_lower"], columns[f"{name}_upper"] = lower, upper
+    difference = target - reference
+    tail = (1.0 - interval) / 2.0
+    lower, median, upper = quantiles(ratio, (tail, 0.5, 1.0 - tail))
+    columns = {"ratio_median": median, "ratio_lower": lower, "ratio_upper": upper,
+               "diff_mean": difference.mean(axis=0)}  # fmt: skip
+    columns["diff_lower"], columns["diff_upper"] = interval_bounds(difference, interval)
     columns["prob_higher"] = (target > reference).mean(axis=0)
     return pd.DataFrame(columns)
 
 
+def quantiles(draws: np.ndarray, probabilities) -> np.ndarray:
+    """Posterior quantiles over the draws (axis 0)."""
+    return np.quantile(draws, probabilities, axis=0)
+
+
 def interval_bounds(draws: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:
     tail = (1.0 - interval) / 2.0
-    lower, upper = np.quantile(draws, [tail, 1.0 - tail], axis=0)
+    lower, upper = quantiles(draws, [tail, 1.0 - tail])
     return lower, upper

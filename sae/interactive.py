@@ -77,7 +77,7 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
             rows = rows.set_index("area").reindex(shapes["area"])
             data[f"gap {group}"] = [
                 f"ratio {ratio_text(r, lo, hi)}, P(higher) {p:.2f}, {flag}"
-                for r, lo, hi, p, flag in zip(rows["ratio_mean"], rows["ratio_lower"],
+                for r, lo, hi, p, flag in zip(rows["ratio_median"], rows["ratio_lower"],
                                               rows["ratio_upper"], rows["prob_higher"], rows["flag"],
                                               strict=True)
             ]  # fmt: skip

@@ -43,7 +43,7 @@ from sae.errors import SaeError
 from sae.family import Family
 from sae.graph import AreaGraph
 from sae.latent import LatentModel, latent_model
-from sae.sparse_cholesky import SparseCholesky
+from sae.sparse_cholesky import BorderedCholesky
 from sae.spec import Spec
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
@@ -71,7 +71,7 @@ class Mode:
     t: np.ndarray  # θ, unconstrained
     x: np.ndarray
     eta: np.ndarray
-    factor: SparseCholesky
+    factor: BorderedCholesky
     kriging: np.ndarray | None  # P⁻¹ Cᵀ (C P⁻¹ Cᵀ)⁻¹, to impose C x = 0
     constrained: np.ndarray | None  # P⁻¹ Cᵀ
     log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
@@ -87,7 +87,9 @@ class PrecisionAssembly:
     scales M's values are A₀[r, a] A₀[r, b] s_a s_b, and then P's values are Q's plus M w.
     """
 
-    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array):
+    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array, classes: np.ndarray):
+        """`classes` labels the latent columns whose scales are always equal (same block, same
+        component), so that the scale products are looked up per pair of classes."""
         incidence = sp.csr_array(incidence)
         counts = np.diff(incidence.indptr)
         row_of = np.repeat(np.arange(incidence.shape[0]), counts)
@@ -109,7 +111,10 @@ class PrecisionAssembly:
             shape=(len(unique), incidence.shape[0]),
         )
         order = np.argsort(position[q.nnz :], kind="stable")  # the csr's order of the pairs
-        self.a, self.b = a[order], b[order]
+        _, self.representative, class_index = np.unique(
+            classes, return_index=True, return_inverse=True
+        )
+        self.pair_class = class_index[a[order]] * len(self.representative) + class_index[b[order]]
         self.coefficient = pair_map.data.copy()
         self.pair_map, self.prior = pair_map, prior
         columns, rows = np.divmod(unique, n)
@@ -119,7 +124,10 @@ class PrecisionAssembly:
         )
 
     def set_scales(self, scales: np.ndarray) -> None:
-        self.pair_map.data[:] = self.coefficient * scales[self.a] * scales[self.b]
+        per_class = scales[self.representative]
+        self.pair_map.data[:] = (
+            self.coefficient * np.outer(per_class, per_class).ravel()[self.pair_class]
+        )
 
     def assemble(self, weight: np.ndarray) -> sp.csc_matrix:
         """P for the current scales and these weights (the same matrix object, refilled)."""
@@ -132,7 +140,7 @@ class LaplaceEngine:
 
     def __init__(self, model: LatentModel):
         self.model = model
-        self.assembly = PrecisionAssembly(model.precision, model.incidence)
+        self.assembly = PrecisionAssembly(model.precision, model.incidence, scale_classes(model))
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -150,7 +158,7 @@ class LaplaceEngine:
             eta = model.level + A @ x
             loglik, gradient, weight = model.family.newton_terms(model.design.rows, eta)
             deviation = x - model.mean
-            factor = SparseCholesky(self.assembly.assemble(weight))
+            factor = BorderedCholesky(self.assembly.assemble(weight), self.model.n_fixed)
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
             ascent = A.T @ gradient - model.precision @ deviation
             step = factor.solve(ascent)
@@ -200,7 +208,16 @@ class LaplaceEngine:
         return self.mode(np.asarray(t, float)).log_posterior
 
 
-def kriging_terms(factor: SparseCholesky, constraints: sp.csr_array, transposed: np.ndarray):
+def scale_classes(model: LatentModel) -> np.ndarray:
+    """Labels of the latent columns whose scales are equal at any θ: columns whose scales agree at
+    two unrelated values of θ belong to the same block and component."""
+    rng = np.random.default_rng(0)
+    probes = [model.scales(model.natural(rng.normal(0.0, 1.0, len(model.hyperparameters))))
+              for _ in range(2)]  # fmt: skip
+    return np.unique(np.column_stack(probes), axis=0, return_inverse=True)[1].ravel()
+
+
+def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array, transposed: np.ndarray):
     """V = P⁻¹ Cᵀ and V (C V)⁻¹: x − V (C V)⁻¹ C x is the kriged (constrained) version of x.
     `transposed` is Cᵀ as a dense array."""
     if constraints.shape[0] == 0:
@@ -258,19 +275,58 @@ def theta_hessian(engine: LaplaceEngine, mode: np.ndarray, at_mode: float) -> np
 
 
 def integration_points(engine, mode, hessian, count, seed):
-    """Importance sampling over θ: Student-t points around the mode, their Laplace modes, and the
-    Pareto-smoothed normalised weights with their k̂."""
+    """Importance sampling over θ in two stages, with its Laplace modes and the Pareto-smoothed,
+    normalised weights and their k̂.
+
+    Stage one draws half the points from a Student-t at the mode (scale from the Hessian). Stage
+    two draws the other half from a Student-t fitted to the weighted stage-one points, which
+    follows a skewed posterior (σ near 0, ρ near 1) that the Hessian misses. All points are then
+    weighted against the equal mixture of both proposals (defensive importance sampling; Owen &
+    Zhou 2000, JASA 95:135-143), so neither stage's tails can make the weights explode.
+    """
     d = len(mode)
-    scale = np.linalg.cholesky(np.linalg.inv(hessian)) * PROPOSAL_SCALE
-    uniform = qmc.Sobol(d + 1, scramble=True, seed=seed).random(count)
-    normal = stats.norm.ppf(uniform[:, :d])
-    radius = np.sqrt(stats.chi2.ppf(uniform[:, d], PROPOSAL_DF) / PROPOSAL_DF)
-    points = mode + (normal / radius[:, None]) @ scale.T
-    proposal = stats.multivariate_t(mode, scale @ scale.T, df=PROPOSAL_DF)
+    sobol = qmc.Sobol(d + 1, scramble=True, seed=seed)
+    first = student_t(mode, np.linalg.inv(hessian) * PROPOSAL_SCALE**2)
+    points = first.points(sobol.random(count // 2))
     modes = [engine.mode(t, POINT_TOLERANCE) for t in points]
-    log_weights = np.array([m.log_posterior for m in modes]) - proposal.logpdf(points)
+    log_posterior = np.array([m.log_posterior for m in modes])
+    weights = np.exp(
+        log_posterior - first.logpdf(points) - (log_posterior - first.logpdf(points)).max()
+    )
+    weights /= weights.sum()
+    centre = weights @ points
+    spread = (points - centre).T @ ((points - centre) * weights[:, None]) + 1e-6 * np.eye(d)
+    second = student_t(centre, spread * PROPOSAL_SCALE**2)
+    extra = second.points(sobol.random(count - count // 2))
+    modes += [engine.mode(t, POINT_TOLERANCE) for t in extra]
+    points = np.vstack([points, extra])
+    log_posterior = np.array([m.log_posterior for m in modes])
+    mixture = np.logaddexp(first.logpdf(points), second.logpdf(points)) - np.log(2.0)
+    log_weights = log_posterior - mixture
     smoothed, k_hat = az.psislw(log_weights - log_weights.max())
     return modes, np.exp(smoothed), float(k_hat)
+
+
+@dataclass(frozen=True)
+class StudentT:
+    """A multivariate Student-t proposal: centre, scale matrix, degrees of freedom."""
+
+    centre: np.ndarray
+    scale: np.ndarray
+
+    def points(self, uniform: np.ndarray) -> np.ndarray:
+        """Quasi-random points from (d + 1)-dimensional uniforms (normal part, then radius)."""
+        d = len(self.centre)
+        normal = stats.norm.ppf(uniform[:, :d])
+        radius = np.sqrt(stats.chi2.ppf(uniform[:, d], PROPOSAL_DF) / PROPOSAL_DF)
+        return self.centre + (normal / radius[:, None]) @ np.linalg.cholesky(self.scale).T
+
+    def logpdf(self, points: np.ndarray) -> np.ndarray:
+        return stats.multivariate_t(self.centre, self.scale, df=PROPOSAL_DF).logpdf(points)
+
+
+def student_t(centre: np.ndarray, scale: np.ndarray) -> StudentT:
+    return StudentT(np.asarray(centre, float), np.atleast_2d(scale))
 
 
 def draw_latent(model: LatentModel, mode: Mode, count: int, rng) -> np.ndarray:
@@ -313,29 +369,71 @@ def run_laplace(
     total = spec.sampler.draws * spec.sampler.chains
     counts = rng.multinomial(total, weights / weights.sum())
     draws, row_weights = sample_mixture(model, modes, counts, rng)
-    joint = row_weights.sum(axis=1)
-    smoothed, latent_k = az.psislw(joint - joint.max())
-    weights = np.exp(smoothed)
-    latent_ess = float(weights.sum() ** 2 / (weights**2).sum())
-    # reweighting helps only when it is reliable (k̂) and keeps enough draws to summarise (ESS)
-    corrected = latent_k < PARETO_K_LIMIT and latent_ess >= CORRECTION_MIN_ESS * total
-    order = resample(weights, rng) if corrected else None
-    row_k = row_pareto_k(row_weights)
-    rows_off = row_k > PARETO_K_LIMIT
+    correction = correct(row_weights, design, graph, rng)
     seconds["draws"] = time.perf_counter() - clock
-    if corrected:
-        draws = {name: np.take(values, order, axis=0) for name, values in draws.items()}
+    if correction.order is not None:
+        draws = {name: np.take(values, correction.order, axis=0) for name, values in draws.items()}
     posterior = common_posterior(draws, model, design, graph)
-    check = xr.Dataset({"pareto_k": ("row", np.asarray(row_k, float))})
+    check = xr.Dataset(
+        {"draw_index": (("draw", "area"), correction.area_order),
+         "pareto_k": ("area", correction.area_pareto_k)},
+        coords={"area": list(graph.ids)},
+    )  # fmt: skip
     diagnostics = Diagnostics(
         method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=points,
-        latent_pareto_k=float(latent_k), latent_ess=latent_ess, rows_off=int(rows_off.sum()), corrected=bool(corrected),
+        latent_pareto_k=correction.joint_pareto_k, latent_ess=correction.joint_ess,
+        areas_off=int((correction.area_pareto_k > PARETO_K_LIMIT).sum()),
+        correction="joint" if correction.order is not None else "local",
         hyperparameters={h.label: {"mode": float(h.natural(mode[k])),
                                    "sd_unconstrained": float(np.sqrt(np.linalg.inv(hessian)[k, k]))}
                          for k, h in enumerate(model.hyperparameters)},
     )  # fmt: skip
     seconds["evaluations"] = engine.evaluations
     return az.InferenceData(posterior=posterior, laplace_check=check), diagnostics, seconds
+
+
+@dataclass
+class Correction:
+    """How the Gaussian draws are corrected towards the exact posterior.
+
+    joint: when the importance weights of the whole field are reliable (k̂ < 0.7) and keep at
+    least a quarter of the draws (ESS), the draws are resampled by them (`order`). Otherwise,
+    local: each area's numbers are resampled by the weights of the rows of its neighbourhood (the
+    area and the areas that touch it), which stay reliable in any dimension. `area_order` holds,
+    per area, the draws its numbers use (draws × areas; the identity where no correction is
+    needed, or where it is unreliable, which `area_pareto_k` > 0.7 records).
+    """
+
+    order: np.ndarray | None
+    area_order: np.ndarray
+    area_pareto_k: np.ndarray
+    joint_pareto_k: float
+    joint_ess: float
+
+
+def correct(row_weights: np.ndarray, design: Design, graph: AreaGraph, rng) -> Correction:
+    """Joint or local importance correction of the draws (see `Correction`)."""
+    total = len(row_weights)
+    joint = row_weights.sum(axis=1, dtype=float)
+    smoothed, joint_k = az.psislw(joint - joint.max())
+    weights = np.exp(smoothed)
+    ess = float(weights.sum() ** 2 / (weights**2).sum())
+    area_k = np.zeros(graph.n_areas)
+    area_order = np.repeat(np.arange(total, dtype=np.int32)[:, None], graph.n_areas, axis=1)
+    if joint_k < PARETO_K_LIMIT and ess >= CORRECTION_MIN_ESS * total:
+        return Correction(resample(weights, rng), area_order, area_k, float(joint_k), ess)
+    rows_of_area = sp.csr_array(
+        (np.ones(len(design.area)), (design.area, np.arange(len(design.area)))),
+        shape=(graph.n_areas, len(design.area)),
+    )
+    neighbourhood = sp.csr_array((sp.eye_array(graph.n_areas) + graph.adjacency) > 0, dtype=float)
+    area_log = row_weights @ sp.csr_array(neighbourhood @ rows_of_area).T.astype(np.float32)
+    for area in np.flatnonzero(area_log.std(axis=0) > NEGLIGIBLE_WEIGHT_SD):
+        log_weights, k_hat = az.psislw(area_log[:, area] - area_log[:, area].max())
+        area_k[area] = k_hat
+        if k_hat <= PARETO_K_LIMIT:
+            area_order[:, area] = resample(np.exp(log_weights), rng)
+    return Correction(None, area_order, area_k, float(joint_k), ess)
 
 
 def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rng):
@@ -358,19 +456,6 @@ def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rn
     return parts, weights
 
 
-def row_pareto_k(row_weights: np.ndarray) -> np.ndarray:
-    """Each row's k̂ of its own log weights (draws × rows); 0 where the weights vary by less than
-    ±`NEGLIGIBLE_WEIGHT_SD` (on the log scale), since such weights cannot move an estimate by more
-    than that fraction of a posterior sd and k̂ of near-constant weights means nothing."""
-    spread = row_weights.std(axis=0)
-    k_hat = np.zeros(row_weights.shape[1])
-    varied = spread > NEGLIGIBLE_WEIGHT_SD
-    if varied.any():
-        weights = row_weights[:, varied]
-        k_hat[varied] = az.psislw((weights - weights.max(axis=0)).T)[1]
-    return k_hat
-
-
 def resample(weights: np.ndarray, rng) -> np.ndarray:
     """Systematic resampling: indices of len(weights) draws with probabilities ∝ weights."""
     n = len(weights)
@@ -386,11 +471,11 @@ def common_posterior(
     def one_chain(values):
         return values[None, ...]
 
-    beta = draws["beta_std"] / design.scale
+    intercept, beta = design.reported_coefficients(draws["intercept_std"], draws["beta_std"])
     values = {
         "intercept_std": (("chain", "draw"), one_chain(draws["intercept_std"])),
         "beta_std": (("chain", "draw", "term"), one_chain(draws["beta_std"])),
-        "intercept": (("chain", "draw"), one_chain(draws["intercept_std"] - (beta * design.center).sum(axis=1))),
+        "intercept": (("chain", "draw"), one_chain(intercept)),
         "beta": (("chain", "draw", "term"), one_chain(beta)),
         "group_effect": (("chain", "draw", "group"), one_chain(draws["group_effect"])),
         "area_effect": (("chain", "draw", "area"), one_chain(draws["area_effect"])),

@@ -31,7 +31,14 @@ from sae.design import Design
 from sae.family import Family
 from sae.graph import AreaGraph
 from sae.predictor import bym2_combination, iid_combination, structure_weights
-from sae.priors import PRIOR_SETS, PriorSet, rho_log_prior, scaled_icar_eigenvalues, sigma_log_prior
+from sae.priors import (
+    IcarSpectrum,
+    PriorSet,
+    icar_spectrum,
+    prior_set,
+    rho_log_prior,
+    sigma_log_prior,
+)
 from sae.spec import Spec
 
 ICAR_JITTER = 1e-6  # added to the ICAR precision's diagonal; the constraints make it immaterial
@@ -56,12 +63,14 @@ class Hyperparameter:
     def unconstrained(self, value: float) -> float:
         return float(np.log(value) if self.kind == "sigma" else np.log(value / (1.0 - value)))
 
-    def log_prior(self, t: np.ndarray, prior: PriorSet, gamma: np.ndarray | None) -> np.ndarray:
+    def log_prior(
+        self, t: np.ndarray, prior: PriorSet, spectrum: IcarSpectrum | None
+    ) -> np.ndarray:
         """log π on the unconstrained scale: the prior density times the Jacobian."""
         value = self.natural(t)
         if self.kind == "sigma":
             return sigma_log_prior(prior, value) + t
-        return rho_log_prior(prior, value, gamma) + np.log(value) + np.log1p(-value)
+        return rho_log_prior(prior, value, spectrum) + np.log(value) + np.log1p(-value)
 
 
 @dataclass(frozen=True)
@@ -84,7 +93,7 @@ class LatentModel:
     graph: AreaGraph
     hyperparameters: tuple[Hyperparameter, ...]
     prior: PriorSet
-    gamma: np.ndarray | None
+    spectrum: IcarSpectrum | None
     incidence: sp.csr_array  # A₀: data rows × latent
     precision: sp.csc_array  # Q
     mean: np.ndarray
@@ -99,7 +108,7 @@ class LatentModel:
         return self.precision.shape[0]
 
     def log_prior(self, t: np.ndarray) -> float:
-        return float(sum(h.log_prior(t[k], self.prior, self.gamma)
+        return float(sum(h.log_prior(t[k], self.prior, self.spectrum)
                          for k, h in enumerate(self.hyperparameters)))  # fmt: skip
 
     def log_joint(self, x: np.ndarray, t: np.ndarray | None = None, A=None) -> float:
@@ -173,9 +182,9 @@ def field_effect(x: np.ndarray, theta: np.ndarray, field: Field, graph: AreaGrap
 
 def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -> LatentModel:
     """The latent Gaussian description of the model the spec names."""
-    prior = PRIOR_SETS[spec.model.priors]
+    prior = prior_set(spec)
     spatial = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
-    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" and spatial else None
+    spectrum = icar_spectrum(graph) if prior.rho == "pc" and spatial else None
     fixed_columns, fixed_precision, fixed_mean = fixed_block(design, prior)
     blocks = Blocks(graph, design, start=fixed_columns.shape[1])
     area_field = blocks.add_field("area", None, spec.model.spatial == "bym2")
@@ -198,7 +207,7 @@ def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -
         graph=graph,
         hyperparameters=tuple(blocks.hyperparameters),
         prior=prior,
-        gamma=gamma,
+        spectrum=spectrum,
         incidence=sp.csr_array(incidence),
         precision=sp.csc_array(precision),
         mean=np.concatenate([fixed_mean, np.zeros(blocks.size)]),
@@ -214,8 +223,8 @@ def fixed_block(design: Design, prior: PriorSet):
     """Columns, prior precision and prior mean of (a, β, α_g).
 
     Priors are normal on z = M x + c: on (a, β) themselves ("internal"), or on the reported
-    intercept and coefficients ("original": β_orig = β / scale, intercept = level + a − Σ β_orig
-    center); α_g ~ N(0, categorical_sd²) either way.
+    intercept and coefficients ("original", `Design.reported_coefficients`); α_g ~ N(0,
+    categorical_sd²) either way.
     """
     k, groups = len(design.terms), len(design.groups)
     rows = len(design.area)
@@ -232,10 +241,14 @@ def fixed_block(design: Design, prior: PriorSet):
     )
     transform = np.eye(1 + k + len(others))
     shift = np.zeros(1 + k + len(others))
-    if prior.fixed_scale == "original":
-        transform[1 : 1 + k, 1 : 1 + k] = np.diag(1.0 / design.scale)
-        transform[0, 1 : 1 + k] = -design.center / design.scale
-        shift[0] = design.base_level
+    if (
+        prior.fixed_scale == "original"
+    ):  # z = the reported coefficients (Design.reported_coefficients)
+        y_scale = design.response_scale
+        transform[0, 0] = y_scale
+        transform[1 : 1 + k, 1 : 1 + k] = np.diag(y_scale / design.scale)
+        transform[0, 1 : 1 + k] = -y_scale * design.center / design.scale
+        shift[0] = design.original_scale(design.base_level)
     precision = transform.T @ np.diag(1.0 / sd**2) @ transform
     mean = -np.linalg.solve(transform, shift)
     return columns, sp.csc_array(precision), mean

@@ -34,7 +34,7 @@ ALPHA_CAPTION = (
 )
 GAP_CAPTION = (
     "Hatched: at least one of the two rates is unreliable. Dotted: gap uncertain "
-    "(0.2 < P(higher) < 0.8). Ratios are posterior means."
+    "(0.2 < P(higher) < 0.8). Ratios are posterior medians."
 )
 
 
@@ -207,7 +207,7 @@ def plot_gaps(
     for (ax_ratio, ax_prob), group in zip(axes, groups, strict=True):
         frame = joined(gaps[gaps["group"] == group].assign(has_data=True), shapes, area_id)
         reference = gaps["reference"].iloc[0]
-        draw_layer(ax_ratio, frame, "ratio_mean", ratio_colours, ratio_norm)
+        draw_layer(ax_ratio, frame, "ratio_median", ratio_colours, ratio_norm)
         ax_ratio.set_title(f"{group} / {reference}: rate ratio", fontsize=12)
         draw_layer(ax_prob, frame, "prob_higher", prob_colours, prob_norm)
         ax_prob.set_title(f"P({group} rate higher than {reference})", fontsize=12)

@@ -36,7 +36,7 @@ from sae.diagnostics import Diagnostics, mcmc_diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
 from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
-from sae.priors import PRIOR_SETS, PriorSet, mixing_rho, scale_sigma, scaled_icar_eigenvalues
+from sae.priors import PriorSet, icar_spectrum, mixing_rho, prior_set, scale_sigma
 from sae.spec import SamplerSpec, Spec
 
 SUM_TO_ZERO_SCALE = 0.001
@@ -62,9 +62,9 @@ def run_nuts(
 
 def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Model:
     """The PyMC model, with dims ``area``, ``group`` and ``term``."""
-    prior = PRIOR_SETS[spec.model.priors]
-    needs_gamma = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
-    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" and needs_gamma else None
+    prior = prior_set(spec)
+    needs_spectrum = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    spectrum = icar_spectrum(graph) if prior.rho == "pc" and needs_spectrum else None
     coords = {
         "area": list(graph.ids),
         "group": list(design.groups),
@@ -74,7 +74,7 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
     with pm.Model(coords=coords) as model:
         params = fixed_effects(design, prior)
         if spec.model.spatial == "bym2":
-            field = bym2_field("area", graph, prior, gamma)
+            field = bym2_field("area", graph, prior, spectrum)
         else:  # independent area effects: the plain Fay–Herriot (or Poisson-lognormal) model
             sigma = scale_sigma("area_sigma", prior)
             field = iid_combination(sigma, pm.Normal("area_unstructured", 0.0, 1.0, dims="area"))
@@ -84,7 +84,7 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
             z = pm.Normal("group_area_z", 0.0, 1.0, dims=("group", "area"))
             params["group_area_effect"] = iid_combination(sigma, z)
         elif spec.model.group_effects == "bym2":
-            params["group_area_effect"] = bym2_field("group_area", graph, prior, gamma, "group")
+            params["group_area_effect"] = bym2_field("group_area", graph, prior, spectrum, "group")
         eta = linear_predictor(params, design.area, design.group, design.X)
         family.pymc_likelihood(eta, design.rows)
     return model
@@ -99,8 +99,7 @@ def fixed_effects(design: Design, prior: PriorSet) -> dict:
     centred = pm.Flat("intercept_centered")
     intercept = design.base_level + centred
     beta_std = pm.Flat("beta_std", dims="term") if design.terms else pt.zeros(0)
-    beta = beta_std / design.scale
-    original_intercept = intercept - (beta * design.center).sum()
+    original_intercept, beta = design.reported_coefficients(intercept, beta_std)
     pm.Deterministic("intercept", original_intercept)
     pm.Deterministic("beta", beta, dims="term")
     if prior.fixed_scale == "original":
@@ -123,11 +122,13 @@ def normal_logp(x, sd):
     return -0.5 * (x / sd) ** 2
 
 
-def bym2_field(prefix: str, graph: AreaGraph, prior: PriorSet, gamma, group_dim: str | None = None):
+def bym2_field(
+    prefix: str, graph: AreaGraph, prior: PriorSet, spectrum, group_dim: str | None = None
+):
     """A BYM2 field over areas (one per group when `group_dim` is given), non-centred."""
     dims = (group_dim, "area") if group_dim else "area"
     sigma = scale_sigma(f"{prefix}_sigma", prior, dims=group_dim)
-    rho = mixing_rho(f"{prefix}_rho", prior, gamma, dims=group_dim)
+    rho = mixing_rho(f"{prefix}_rho", prior, spectrum, dims=group_dim)
     structured = pm.Flat(f"{prefix}_structured", dims=dims)
     pm.Potential(f"{prefix}_icar", icar_logp(structured, graph))
     unstructured = pm.Normal(f"{prefix}_unstructured", 0.0, 1.0, dims=dims)

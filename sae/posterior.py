@@ -46,8 +46,14 @@ def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> 
     chains = []
     for chain in range(posterior.sizes["chain"]):
         eta = linear_predictor(effects(posterior, chain), grid.area, grid.group, grid.X)
-        chains.append(family.rate(eta) * per)
+        chains.append(family.rate(design.original_scale(eta)) * per)
     return np.stack(chains)
+
+
+def reordered_by_area(rates: np.ndarray, order: np.ndarray, row_area: np.ndarray) -> np.ndarray:
+    """One chain of draws (1, draw, row) with each row's draws taken in its area's `order`
+    (draw × area): the per-area resampling of a locally corrected Laplace fit."""
+    return np.take_along_axis(rates[0], order[:, row_area], axis=0)[None]
 
 
 def data_row_predictor(posterior: xr.Dataset, design: Design) -> np.ndarray:

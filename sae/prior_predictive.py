@@ -3,7 +3,7 @@
 PyMC cannot sample the model's prior itself (the ICAR field is a flat variable with a potential),
 so the prior is drawn directly, matching `sae.priors` and `sae.bym2`:
 
-- σ ~ Exponential(−ln 0.01) (PC) or N⁺(0, 1); ρ ~ the PC prior (inverse CDF on a fine grid) or
+- σ ~ Exponential(λ) (PC) or N⁺(0, 1); ρ ~ the PC prior (exactly, through its distance) or
   Beta(½, ½); u ~ N(0, L⁺) on each connected component (eigenvectors of the Laplacian), v ~ N(0, I),
   combined as b = σ(√(ρ/s) u + √(1 − ρ) v), with b = σ v on islands;
 - fixed effects from their normal priors on the scale the model puts them (`PriorSet.fixed_scale`);
@@ -18,25 +18,28 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from scipy.special import expit
 
 from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
-from sae.priors import PC_SIGMA_ALPHA, PC_SIGMA_U, PRIOR_SETS, pc_rho_logp, scaled_icar_eigenvalues
+from sae.priors import icar_spectrum, pc_rho_distance, pc_rho_rate, prior_set
 
-RHO_GRID = np.linspace(1e-6, 1 - 1e-6, 4001)
+LOGIT_GRID = np.linspace(-18.0, 36.0, 20_001)
 
 
 def draw_sigma(prior, rng, size):
     if prior.sigma == "pc":
-        return rng.exponential(PC_SIGMA_U / -np.log(PC_SIGMA_ALPHA), size)
+        return rng.exponential(1.0 / prior.sigma_rate, size)
     return np.abs(rng.normal(0.0, 1.0, size))
 
 
-def draw_rho(prior, gamma, rng, size):
+def draw_rho(prior, spectrum, rng, size):
+    """ρ from its prior: Beta(½, ½), or the PC prior drawn exactly as d(ρ) ~ Exponential(λ) and
+    ρ = d⁻¹(d), inverted by interpolation on a fine logit grid."""
     if prior.rho == "beta":
         return rng.beta(0.5, 0.5, size)
-    density = np.exp(pc_rho_logp(RHO_GRID, gamma))
-    cdf = np.concatenate([[0.0], np.cumsum((density[1:] + density[:-1]) / 2 * np.diff(RHO_GRID))])
-    return np.interp(rng.uniform(0, cdf[-1], size), cdf, RHO_GRID)
+    distance = rng.exponential(1.0 / pc_rho_rate(prior, spectrum), size)
+    grid = expit(LOGIT_GRID)
+    return np.interp(distance, pc_rho_distance(grid, spectrum)[0], grid)
 
 
 def draw_icar(graph, rng, shape) -> np.ndarray:
@@ -50,17 +53,17 @@ def draw_icar(graph, rng, shape) -> np.ndarray:
     return u
 
 
-def draw_field(graph, prior, gamma, rng, shape):
+def draw_field(graph, prior, spectrum, rng, shape):
     """A BYM2 field per leading index: returns (σ, ρ, b)."""
-    sigma, rho = draw_sigma(prior, rng, shape), draw_rho(prior, gamma, rng, shape)
+    sigma, rho = draw_sigma(prior, rng, shape), draw_rho(prior, spectrum, rng, shape)
     u, v = draw_icar(graph, rng, shape), rng.normal(size=(*shape, graph.n_areas))
     return sigma, rho, bym2_combination(sigma, rho, u, v, *structure_weights(graph))
 
 
 def draw_parameters(fit, draws: int, rng) -> dict:
     spec, design, graph = fit.spec, fit.design, fit.inputs.graph
-    prior = PRIOR_SETS[spec.model.priors]
-    gamma = scaled_icar_eigenvalues(graph) if prior.rho == "pc" else None
+    prior = prior_set(spec)
+    spectrum = icar_spectrum(graph) if prior.rho == "pc" else None
     k, g = len(design.terms), len(design.groups)
     slopes = rng.normal(0.0, prior.beta_sd, (draws, k))
     intercept = rng.normal(0.0, prior.intercept_sd, draws)
@@ -74,7 +77,7 @@ def draw_parameters(fit, draws: int, rng) -> dict:
     group_effect = rng.normal(0.0, prior.categorical_sd, (draws, g))
     group_effect[:, design.baseline_group] = 0.0
     if spec.model.spatial == "bym2":
-        sigma, rho, area = draw_field(graph, prior, gamma, rng, (draws,))
+        sigma, rho, area = draw_field(graph, prior, spectrum, rng, (draws,))
     else:
         sigma, rho = draw_sigma(prior, rng, draws), np.full(draws, np.nan)
         area = iid_combination(sigma, rng.normal(size=(draws, graph.n_areas)))
@@ -85,7 +88,7 @@ def draw_parameters(fit, draws: int, rng) -> dict:
             draw_sigma(prior, rng, (draws, g)), rng.normal(size=(draws, g, graph.n_areas))
         )
     elif spec.model.group_effects == "bym2":
-        params["group_area_effect"] = draw_field(graph, prior, gamma, rng, (draws, g))[2]
+        params["group_area_effect"] = draw_field(graph, prior, spectrum, rng, (draws, g))[2]
     return params
 
 

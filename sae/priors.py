@@ -1,16 +1,33 @@
 """Prior families, named and documented.
 
-PC priors (Simpson et al. 2017) are the default, with INLA's default parameters:
-- σ (BYM2 standard deviation): P(σ > 1) = 0.01, i.e. σ ~ Exponential(λ = −ln 0.01 / 1).
-- ρ (BYM2 mixing): P(ρ < 0.5) = 2/3, the PC prior of Riebler et al. (2016, sec. 4):
-  d(ρ) = √(2 KLD(ρ)), KLD(ρ) = ½ Σ_k [ρ(γ_k − 1) − log(1 + ρ(γ_k − 1))], with γ_k the non-zero
-  eigenvalues of the scaled ICAR covariance (1 / (s λ_k) for Laplacian eigenvalues λ_k > 0 of each
-  component), and π(ρ) ∝ θ exp(−θ d(ρ)) |d′(ρ)| on [0, 1]; d is bounded there, so the
-  exponential is truncated at d(1) and θ is solved so that P(ρ < 0.5) = 2/3 holds for the truncated
-  prior. Islands contribute nothing: their effect does not depend on ρ.
+The default set ``pc`` uses penalised-complexity priors (Simpson et al. 2017):
+
+- σ (a field's standard deviation): P(σ > U) = α, i.e. σ ~ Exponential(−ln α / U);
+  `[model] pc_sigma = [U, α]`. Count models: σ on the log-rate / logit scale, default U = 1,
+  α = 0.01 (INLA's `pc.prec` (1, 0.01)). Fay–Herriot models are fitted to standardised direct
+  estimates, so σ is in units of their standard deviation and the prior does not depend on the
+  data's units: default U = 3, α = 0.01.
+- ρ (BYM2 mixing): the PC prior of Riebler et al. (2016, sec. 4) as R-INLA computes it
+  (`inla.pc.bym.phi`): the distance from the base model ρ = 0 is d(ρ) = √(2 KLD(ρ)) with the
+  Kullback–Leibler divergence taken over all n dimensions of the field,
+
+      2 KLD(ρ) = Σ_k [ρ(γ_k − 1) − log(1 + ρ(γ_k − 1))] + c (−ρ − log(1 − ρ)),
+
+  γ_k the non-zero eigenvalues of the scaled ICAR covariance (1 / (s λ_k) for the non-zero
+  Laplacian eigenvalues λ_k of each component) and c the number of components with more than one
+  area (each contributes one zero eigenvalue of the precision). d(ρ) → ∞ as ρ → 1, so the prior
+  is an untruncated exponential on d: π(ρ) = λ e^(−λ d(ρ)) d′(ρ), λ = −ln(1 − α) / d(U), which
+  gives P(ρ < U) = α. Default U = 0.5, α = 2/3 (the choice of SUMMER; INLA's own default for
+  `bym2` is α = 0.5); `[model] pc_rho = [U, α]`. Islands contribute nothing: their effect does
+  not depend on ρ.
+- Fixed effects: weakly informative normals on the standardised design the model sees: the
+  intercept (centred on the crude level) N(0, 2²), each standardised covariate and each centred
+  dummy contrast (strata, categorical covariates, groups) N(0, 1).
 
 ``morris2019`` reproduces Morris et al. (2019) and the Stan case study: β ~ N(0, 1) for the
-intercept and covariates on their original scale, σ ~ N⁺(0, 1), ρ ~ Beta(½, ½).
+intercept and covariates on their original scale, σ ~ N⁺(0, 1), ρ ~ Beta(½, ½). Its N(0, 1) on
+the intercept only makes sense when rates are relative risks (expected counts), so sae refuses it
+with a population exposure.
 
 References
 ----------
@@ -23,17 +40,20 @@ models: implementing the Besag York Mollié model in Stan. Spat. Spatio-temporal
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
-import scipy.optimize
 
 from sae.graph import AreaGraph
 
-PC_SIGMA_U, PC_SIGMA_ALPHA = 1.0, 0.01
-PC_RHO_U, PC_RHO_ALPHA = 0.5, 2.0 / 3.0
+PC_SIGMA = (1.0, 0.01)  # (U, α): P(σ > 1) = 0.01 on the log-rate or logit scale
+# Fay–Herriot models: σ in units of the direct estimates' standard deviation, P(σ > 3 sd) = 0.01,
+# weak enough that σ near one sd (milk: REML σ_u = 0.136, sd 0.13) is not pulled down
+PC_SIGMA_STANDARDISED = (3.0, 0.01)
+PC_RHO = (0.5, 2.0 / 3.0)  # (U, α): P(ρ < 0.5) = 2/3
 
 
 @dataclass(frozen=True)
@@ -51,86 +71,102 @@ class PriorSet:
     categorical_sd: float
     sigma: str
     rho: str
+    pc_sigma: tuple[float, float] = PC_SIGMA
+    pc_rho: tuple[float, float] = PC_RHO
+
+    @property
+    def sigma_rate(self) -> float:
+        """λ of the PC prior σ ~ Exponential(λ), from P(σ > U) = α."""
+        upper, alpha = self.pc_sigma
+        return -np.log(alpha) / upper
 
 
 PRIOR_SETS = {
-    "pc": PriorSet("pc", "internal", 5.0, 5.0, 5.0, sigma="pc", rho="pc"),
+    "pc": PriorSet("pc", "internal", 2.0, 1.0, 1.0, sigma="pc", rho="pc"),
     "morris2019": PriorSet("morris2019", "original", 1.0, 1.0, 5.0, sigma="halfnormal", rho="beta"),
 }
 
 
+def prior_set(spec) -> PriorSet:
+    """The spec's prior set, with its PC prior parameters ([model] pc_sigma, pc_rho)."""
+    default = PC_SIGMA_STANDARDISED if spec.model.family == "gaussian" else PC_SIGMA
+    return dataclasses.replace(
+        PRIOR_SETS[spec.model.priors], pc_sigma=tuple(spec.model.pc_sigma or default),
+        pc_rho=tuple(spec.model.pc_rho),
+    )  # fmt: skip
+
+
+@dataclass(frozen=True)
+class IcarSpectrum:
+    """What the PC prior on ρ needs of a graph: γ_k and the number of non-singleton components."""
+
+    gamma: np.ndarray
+    components: int
+
+
+def icar_spectrum(graph: AreaGraph) -> IcarSpectrum:
+    """γ_k = 1 / (s λ_k) over every component of more than one area (Laplacian eigenvalues λ_k)."""
+    values = [1.0 / (graph.scaling_factor[nodes[0]] * eigenvalues)
+              for nodes, eigenvalues in graph.laplacian_spectrum]  # fmt: skip
+    gamma = np.concatenate(values) if values else np.zeros(0)
+    return IcarSpectrum(gamma, len(values))
+
+
 def scale_sigma(name: str, prior: PriorSet, dims: str | None = None):
-    """A standard-deviation hyperparameter under the prior set."""
+    """A standard-deviation hyperparameter under the prior set (PyMC)."""
     if prior.sigma == "pc":
-        return pm.Exponential(name, lam=-np.log(PC_SIGMA_ALPHA) / PC_SIGMA_U, dims=dims)
+        return pm.Exponential(name, lam=prior.sigma_rate, dims=dims)
     return pm.HalfNormal(name, sigma=1.0, dims=dims)
 
 
-def mixing_rho(name: str, prior: PriorSet, eigenvalues: np.ndarray | None, dims: str | None = None):
-    """The BYM2 mixing parameter ρ under the prior set."""
+def mixing_rho(name: str, prior: PriorSet, spectrum: IcarSpectrum | None, dims: str | None = None):
+    """The BYM2 mixing parameter ρ under the prior set (PyMC)."""
     if prior.rho == "beta":
         return pm.Beta(name, alpha=0.5, beta=0.5, dims=dims)
     rho = pm.Uniform(name, lower=0.0, upper=1.0, dims=dims)
-    pm.Potential(f"{name}_pc_prior", pc_rho_logp(rho, eigenvalues).sum())
+    pm.Potential(f"{name}_pc_prior", pc_rho_logp(rho, prior, spectrum).sum())
     return rho
-
-
-def scaled_icar_eigenvalues(graph: AreaGraph) -> np.ndarray:
-    """γ_k: the non-zero eigenvalues of the scaled ICAR covariance, over all components."""
-    values = [1.0 / (graph.scaling_factor[nodes[0]] * eigenvalues)
-              for nodes, eigenvalues in graph.laplacian_spectrum]  # fmt: skip
-    return np.concatenate(values) if values else np.ones(1)
-
-
-def kld(rho, gamma):
-    """KLD of BYM2 at ρ from its base model ρ = 0, and its derivative in ρ (numpy or pytensor)."""
-    shifted = gamma - 1.0
-    ratio = rho[..., None] * shifted
-    divergence = 0.5 * (ratio - log1p(ratio)).sum(axis=-1)
-    slope = 0.5 * (ratio * shifted / (1.0 + ratio)).sum(axis=-1)
-    return divergence, slope
 
 
 def log1p(x):
     return pt.log1p(x) if isinstance(x, pt.TensorVariable) else np.log1p(x)
 
 
-def pc_rho_rate(gamma: np.ndarray) -> tuple[float, float]:
-    """θ and log normaliser of the PC prior, truncated to ρ ∈ [0, 1] because d(ρ) ≤ d(1).
-
-    θ solves (1 − e^(−θ d(U))) / (1 − e^(−θ d(1))) = α, so that P(ρ < U) = α exactly.
-    """
-    divergence, _ = kld(np.array([PC_RHO_U, 1.0 - 1e-12]), gamma)
-    d_u, d_1 = np.sqrt(2.0 * divergence)
-    if d_u / d_1 >= PC_RHO_ALPHA:
-        raise ValueError(f"no PC prior on ρ with P(ρ < {PC_RHO_U}) = {PC_RHO_ALPHA} for this graph")
-
-    def excess(theta: float) -> float:
-        return -np.expm1(-theta * d_u) / -np.expm1(-theta * d_1) - PC_RHO_ALPHA
-
-    theta = scipy.optimize.brentq(excess, 1e-9, 1e4, xtol=1e-12)
-    return float(theta), float(np.log(-np.expm1(-theta * d_1)))
+def pc_rho_distance(rho, spectrum: IcarSpectrum):
+    """d(ρ) = √(2 KLD(ρ)) and its derivative d′(ρ) (numpy or pytensor; ρ with a trailing axis
+    added for the eigenvalues)."""
+    shifted = spectrum.gamma - 1.0
+    ratio = rho[..., None] * shifted
+    twice_kld = (ratio - log1p(ratio)).sum(axis=-1) + spectrum.components * (-rho - log1p(-rho))
+    slope = (ratio * shifted / (1.0 + ratio)).sum(axis=-1) + spectrum.components * rho / (1.0 - rho)
+    distance = twice_kld**0.5
+    return distance, slope / (2.0 * distance)
 
 
-def pc_rho_logp(rho, gamma: np.ndarray):
-    """log π(ρ) = log θ − θ d(ρ) + log d′(ρ) − log(1 − e^(−θ d(1))), d = √(2 KLD), d′ = KLD′ / d."""
-    theta, log_normaliser = pc_rho_rate(gamma)
-    divergence, slope = kld(rho, gamma)
-    distance = (2.0 * divergence) ** 0.5
+def pc_rho_rate(prior: PriorSet, spectrum: IcarSpectrum) -> float:
+    """λ with P(ρ < U) = 1 − exp(−λ d(U)) = α."""
+    upper, alpha = prior.pc_rho
+    distance, _ = pc_rho_distance(np.array(upper), spectrum)
+    return float(-np.log1p(-alpha) / distance)
+
+
+def pc_rho_logp(rho, prior: PriorSet, spectrum: IcarSpectrum):
+    """log π(ρ) = log λ − λ d(ρ) + log d′(ρ) (numpy or pytensor)."""
+    rate = pc_rho_rate(prior, spectrum)
+    distance, derivative = pc_rho_distance(rho, spectrum)
     log = pt.log if isinstance(rho, pt.TensorVariable) else np.log
-    return np.log(theta) - log_normaliser - theta * distance + log(slope) - log(distance)
+    return np.log(rate) - rate * distance + log(derivative)
 
 
 def sigma_log_prior(prior: PriorSet, sigma: np.ndarray) -> np.ndarray:
     """log π(σ) on σ > 0 (numpy): the PC prior's exponential, or the half-normal N⁺(0, 1)."""
     if prior.sigma == "pc":
-        rate = -np.log(PC_SIGMA_ALPHA) / PC_SIGMA_U
-        return np.log(rate) - rate * sigma
+        return np.log(prior.sigma_rate) - prior.sigma_rate * sigma
     return 0.5 * np.log(2.0 / np.pi) - 0.5 * sigma**2
 
 
-def rho_log_prior(prior: PriorSet, rho: np.ndarray, gamma: np.ndarray | None) -> np.ndarray:
+def rho_log_prior(prior: PriorSet, rho: np.ndarray, spectrum: IcarSpectrum | None) -> np.ndarray:
     """log π(ρ) on 0 < ρ < 1 (numpy): the PC prior, or Beta(½, ½)."""
     if prior.rho == "beta":
         return -0.5 * np.log(rho) - 0.5 * np.log1p(-rho) - np.log(np.pi)
-    return pc_rho_logp(np.asarray(rho, float), gamma)
+    return pc_rho_logp(np.asarray(rho, float), prior, spectrum)

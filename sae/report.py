@@ -64,8 +64,9 @@ def inference_text(fit) -> str:
             "field (Rue, Martino & Chopin 2009), integrated over the hyperparameters by importance "
             f"sampling at {d.theta_points} points (Pareto k̂ {d.theta_pareto_k:.2f}); {d.draws} "
             f"draws, seed {s.sampler.seed}. The exact posterior was checked against the "
-            f"approximation by Pareto-smoothed importance sampling (k̂ {d.latent_pareto_k:.2f}; "
-            f"{d.rows_off or 0} data rows with k̂ > 0.7, their cells flagged; Vehtari et al. 2024)."
+            f"approximation by Pareto-smoothed importance sampling (Vehtari et al. 2024) and "
+            f"corrected {d.correction}ly (joint k̂ {d.latent_pareto_k:.2f}); {d.areas_off or 0} "
+            "area(s) where the correction is unreliable have their numbers flagged."
         )
     return (
         f"The posterior was sampled with {s.sampler.backend} (NUTS), {d.chains} chains of {d.draws} "
@@ -151,12 +152,12 @@ def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
         "group": overall["group"], "rate (own population mix)": crude["mean"].round(1),
         "adjusted rate" if fit.spec.output.age_stratum else "rate": overall["mean"].round(1),
         "lower": overall["lower"].round(1), "upper": overall["upper"].round(1),
-        f"ratio to {overall['reference'].iloc[0]}": overall["ratio_mean"].round(3),
+        f"ratio to {overall['reference'].iloc[0]}": overall["ratio_median"].round(3),
         "ratio lower": overall["ratio_lower"].round(3), "ratio upper": overall["ratio_upper"].round(3),
     })  # fmt: skip
     top = gaps.assign(name=gaps["area"].map(names).fillna(gaps["area"]))
-    top = top.reindex(top["ratio_mean"].sub(1).abs().sort_values(ascending=False).index).head(15)
-    columns = ["name", "area", "group", "reference", "ratio_mean", "ratio_lower", "ratio_upper",
+    top = top.reindex(top["ratio_median"].sub(1).abs().sort_values(ascending=False).index).head(15)
+    columns = ["name", "area", "group", "reference", "ratio_median", "ratio_lower", "ratio_upper",
                "prob_higher", "excess", "flag", "flag_reason"]  # fmt: skip
     parts = ["<h2>Map-wide rates by group</h2>" + table_html(statewide, 3)]
     if (maps_dir / "gaps.png").is_file():
@@ -173,8 +174,9 @@ def diagnostics_table(d) -> pd.DataFrame:
         rows = [("method", "Laplace"), ("draws", str(d.draws)),
                 ("hyperparameter points", str(d.theta_points)),
                 ("integration Pareto k̂", f"{d.theta_pareto_k:.2f}"),
-                ("latent approximation Pareto k̂", f"{d.latent_pareto_k:.2f}"),
-                ("data rows with k̂ > 0.7", str(d.rows_off))]  # fmt: skip
+                ("latent approximation Pareto k̂ (joint)", f"{d.latent_pareto_k:.2f}"),
+                ("correction", str(d.correction)),
+                ("areas with k̂ > 0.7", str(d.areas_off))]  # fmt: skip
     else:
         rows = [("max R-hat", f"{d.max_rhat:.3f}"), ("min bulk ESS", f"{d.min_ess_bulk:.0f}"),
                 ("min tail ESS", f"{d.min_ess_tail:.0f}"), ("divergences", str(d.divergences))]  # fmt: skip

@@ -28,7 +28,9 @@ class SparseCholesky:
                 'wheel for this platform; use method = "nuts".'
             ) from err
         self.size = matrix.shape[0]
-        self._factor = Cholmod(matrix if isinstance(matrix, sp.csc_matrix) else sp.csc_matrix(matrix))
+        self._factor = Cholmod(
+            matrix if isinstance(matrix, sp.csc_matrix) else sp.csc_matrix(matrix)
+        )
         self._inverse_d = None
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -59,3 +61,40 @@ class SparseCholesky:
     def permutation(self) -> np.ndarray:
         """CHOLMOD's fill-reducing ordering: (P b)_i = b[permutation[i]]."""
         return self._factor.P().astype(np.int64)
+
+
+class BorderedCholesky:
+    """The factor of P = [[C, Bᵀ], [B, A]] whose first `dense` rows and columns couple with almost
+    every other (intercept, group effects, coefficients): A is factored sparsely and the few dense
+    ones through the Schur complement S = C − Bᵀ A⁻¹ B, so they add no fill to A's factor.
+
+        log |P| = log |A| + log |S|
+        P⁻¹ b:  x_d = S⁻¹ (b_d − Bᵀ A⁻¹ b_s),  x_s = A⁻¹ b_s − W x_d,   W = A⁻¹ B
+        draws:  x_d = S^(−½) z_d,  x_s = A^(−½) z_s − W x_d
+    """
+
+    def __init__(self, matrix: sp.csc_matrix, dense: int):
+        self.size, self.dense = matrix.shape[0], dense
+        sparse_part = matrix[dense:, dense:]
+        self.border = matrix[dense:, :dense].toarray()
+        self.sparse = SparseCholesky(sp.csc_matrix(sparse_part))
+        self.coupling = self.sparse.solve(self.border)  # W = A⁻¹ B
+        schur = matrix[:dense, :dense].toarray() - self.border.T @ self.coupling
+        self.schur = np.linalg.cholesky(schur)  # raises LinAlgError unless positive definite
+
+    def solve(self, rhs: np.ndarray) -> np.ndarray:
+        rhs = np.asarray(rhs, dtype=float)
+        d = self.dense
+        inner = self.sparse.solve(rhs[d:])
+        top = np.linalg.solve(
+            self.schur.T, np.linalg.solve(self.schur, rhs[:d] - self.border.T @ inner)
+        )
+        return np.concatenate([top, inner - self.coupling @ top])
+
+    def logdet(self) -> float:
+        return self.sparse.logdet() + 2.0 * float(np.log(np.diag(self.schur)).sum())
+
+    def sample(self, z: np.ndarray) -> np.ndarray:
+        d = self.dense
+        top = np.linalg.solve(self.schur.T, z[:d])
+        return np.concatenate([top, self.sparse.sample(z[d:]) - self.coupling @ top])

@@ -72,6 +72,8 @@ class ModelSpec:
     priors: str = "pc"
     spatial: str = "bym2"
     transform: str = "none"
+    pc_sigma: tuple[float, float] | None = None  # P(σ > U) = α; None: the family's (sae.priors)
+    pc_rho: tuple[float, float] = (0.5, 2.0 / 3.0)  # P(ρ < U) = α
 
 
 @dataclass(frozen=True)
@@ -289,6 +291,15 @@ def setting_value(section: str, key: str, value: Any, hint: Any, base: Path | No
         if not isinstance(value, str | Path):
             raise SaeInputError(f'{setting} must be a path in quotes, e.g. {key} = "data.csv".')
         return Path(value) if base is None else (base / value).resolve()
+    if tuple[float, float] in kinds:
+        numbers = isinstance(value, list | tuple) and len(value) == 2
+        if not numbers or not all(
+            isinstance(v, int | float) and not isinstance(v, bool) for v in value
+        ):
+            raise SaeInputError(
+                f"{setting} must be two numbers [U, alpha], e.g. {key} = [1.0, 0.01]."
+            )
+        return (float(value[0]), float(value[1]))
     if tuple[str, ...] in kinds:
         items = [value] if isinstance(value, str) else value
         if not isinstance(items, list | tuple) or not all(isinstance(v, str) for v in items):
@@ -332,7 +343,19 @@ def validate_spec(spec: Spec, where: str) -> None:
             f"{where}: [flags] the caution thresholds must not be stricter than the unreliable "
             "ones (rse_caution ≤ rse_unreliable, gap_possible ≤ gap_clear)."
         )
+    validate_pc_parameters(spec, where)
     validate_data_roles(spec, where)
+
+
+def validate_pc_parameters(spec: Spec, where: str) -> None:
+    """P(σ > U) = α needs U > 0; P(ρ < U) = α needs 0 < U < 1; both need 0 < α < 1."""
+    sigma_u, sigma_alpha = spec.model.pc_sigma or (1.0, 0.01)
+    rho_u, rho_alpha = spec.model.pc_rho
+    if not (sigma_u > 0 and 0 < sigma_alpha < 1 and 0 < rho_u < 1 and 0 < rho_alpha < 1):
+        raise SaeInputError(
+            f"{where}: [model] pc_sigma = [U, α] needs U > 0 and 0 < α < 1 (P(σ > U) = α); "
+            "pc_rho = [U, α] needs 0 < U < 1 and 0 < α < 1 (P(ρ < U) = α)."
+        )
 
 
 def check_range(section: str, key: str, value, bounds: tuple, where: str) -> None:
@@ -371,6 +394,12 @@ def validate_data_roles(spec: Spec, where: str) -> None:
         raise SaeInputError(
             f"{where}: [model] group_effects = {spec.model.group_effects!r} needs [data] group "
             '(the group column). Name it, or set group_effects = "none".'
+        )
+    if spec.model.priors == "morris2019" and spec.exposure == "population":
+        raise SaeInputError(
+            f'{where}: [model] priors = "morris2019" puts N(0, 1) on the intercept, a log relative '
+            "risk; with a population exposure the intercept is a log rate per person (about −9) "
+            'and that prior would pull it towards 1 per person. Use priors = "pc", or expected counts.'
         )
     undeclared = sorted(set(data.categorical) - set(data.covariates))
     if undeclared:

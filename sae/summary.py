@@ -38,7 +38,7 @@ def gap_summary(fit) -> str:
     counts = gaps["flag"].value_counts()
     reference = fit.reference_group
     ratios = "; ".join(
-        f"{g} / {reference} {r.ratio_mean:.2f} [{r.ratio_lower:.2f}, {r.ratio_upper:.2f}]"
+        f"{g} / {reference} {r.ratio_median:.2f} [{r.ratio_lower:.2f}, {r.ratio_upper:.2f}]"
         for g, r in overall.drop(index=reference).iterrows()
     )
     return (

@@ -32,10 +32,13 @@ ADJUSTED_COLUMNS = ("mean", "lower", "upper", "rse", "flag", "flag_reason")
 
 def unit_table(
     draws: xr.DataArray, inputs: Inputs, direct: bool, per: float, interval: float, flags,
-    divergences: int, row_pareto_k: pd.DataFrame | None = None,
+    divergences: int, pareto_k: np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Observed, exposure, crude rate (or the direct estimate), posterior summaries and flags for
-    each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates)."""
+    each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates).
+
+    Laplace fits corrected locally pass each unit's `pareto_k` (the reliability of the
+    correction)."""
     unit = tuple(name for name, c in draws.coords.items() if c.dims == ("unit",))
     if direct:
         table = direct_by_unit(inputs, draws, unit)
@@ -47,9 +50,8 @@ def unit_table(
     if direct:  # posterior analogue of γ_d: the weight on the direct estimate
         table["shrinkage"] = table["sd"] ** 2 / table["direct_se"] ** 2
     table["has_data"] = table["exposure"] > 0
-    if row_pareto_k is not None:  # a Laplace fit: the worst k̂ over the unit's data rows
-        worst = row_pareto_k.groupby(list(unit), as_index=False)["pareto_k"].max()
-        table = table.merge(worst, on=list(unit), how="left")
+    if pareto_k is not None:
+        table["pareto_k"] = pareto_k
     return pd.concat([table, flag_estimates(table, flags, divergences)], axis=1)
 
 
@@ -78,14 +80,15 @@ def gap_table(
     `flags_of` is the cells' flag indexed by (area, group); `reference_flags` the reference's flag,
     labelled like `reference` without chain and draw.
     """
-    pairs = target.stack(unit=("area", "group")).transpose("chain", "draw", "unit")
-    compared = reference.broadcast_like(target).stack(unit=("area", "group")).transpose(*pairs.dims)
-    table = compare_draws(flatten(pairs), flatten(compared), interval)
-    excess_draws = flatten(excess.stack(unit=("area", "group")).transpose(*pairs.dims))
-    table["excess"] = excess_draws.mean(axis=0)
-    table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)
-    areas = pairs["area"].to_numpy()
-    groups = pairs["group"].to_numpy()
+    areas = np.repeat(target["area"].to_numpy(), target.sizes["group"])
+    groups = np.tile(target["group"].to_numpy(), target.sizes["area"])
+    per_block = max(1, CELLS_PER_BLOCK // target.sizes["group"])
+    table = pd.concat([
+        compare_block(target.isel(area=block), reference.isel(area=block), excess.isel(area=block),
+                      interval)
+        for block in (slice(start, start + per_block)
+                      for start in range(0, target.sizes["area"], per_block))
+    ], ignore_index=True)  # fmt: skip
     table.insert(0, "area", areas)
     table.insert(1, "group", groups)
     table.insert(2, "reference", label)
@@ -95,8 +98,19 @@ def gap_table(
     ref_flag = reference_flags.broadcast_like(target.isel(chain=0, draw=0, drop=True))
     ref_flag = pd.Series(ref_flag.stack(unit=("area", "group")).to_numpy())
     gap_flags = flag_gaps(table["prob_higher"], target_flag, ref_flag, flag_spec,
-                          ratio_defined=table["ratio_mean"].notna())  # fmt: skip
+                          ratio_defined=table["ratio_median"].notna())  # fmt: skip
     return pd.concat([table, gap_flags], axis=1)[list(GAP_COLUMNS)]
+
+
+def compare_block(target, reference, excess, interval: float) -> pd.DataFrame:
+    """Gap summaries for a block of areas, pairs in (area, group) order."""
+    pairs = target.stack(unit=("area", "group")).transpose("chain", "draw", "unit")
+    compared = reference.broadcast_like(target).stack(unit=("area", "group")).transpose(*pairs.dims)
+    table = compare_draws(flatten(pairs), flatten(compared), interval)
+    excess_draws = flatten(excess.stack(unit=("area", "group")).transpose(*pairs.dims))
+    table["excess"] = excess_draws.mean(axis=0)
+    table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)
+    return table
 
 
 def with_names(table: pd.DataFrame, inputs: Inputs) -> pd.DataFrame:

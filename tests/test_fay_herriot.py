@@ -17,7 +17,7 @@ MILK = ROOT / "benchmarks" / "milk_fay_herriot"
 
 
 def survey(**changes):
-    """Made-up direct estimates of a prevalence in 6 areas (no map: an empty edge list)."""
+    """Made-up direct estimates of a prevalence in 6 areas (no map)."""
     table = pd.DataFrame({"area": list("abcdef"), "p": [0.1, 0.2, 0.15, 0.3, 0.25, 0.12],
                           "se": [0.03, 0.05, 0.04, 0.06, 0.05, 0.02], "n": [100, 60, 80, 50, 70, 300]})  # fmt: skip
     for column, values in changes.items():
@@ -26,10 +26,9 @@ def survey(**changes):
 
 
 def spec(tmp_path, **data):
-    edges = tmp_path / "edges.csv"
-    edges.write_text("i,j\n")
+    """A plain Fay–Herriot spec: no polygons, no neighbours."""
     raw = {"data": {"area_id": "area", "estimate": "p", "se": "se", **data},
-           "graph": {"edges": str(edges)}, "model": {"family": "gaussian", "group_effects": "none"}}  # fmt: skip
+           "model": {"family": "gaussian", "spatial": "none"}}  # fmt: skip
     return spec_from_dict(raw)
 
 
@@ -91,7 +90,9 @@ def test_bayesian_fay_herriot_agrees_with_the_reml_eblup_on_milk():
         [np.ones(43)] + [(milk["MajorArea"] == k).to_numpy(float) for k in (2, 3, 4)]
     )
     eblup = fay_herriot_eblup(milk["yi"], milk["var_direct"], X, "REML").table
-    assert np.abs(estimates["mean"] - eblup["eblup"]).max() < 0.01
+    # the Bayesian model has weakly informative priors (N(0, 1) on the standardised contrasts),
+    # the EBLUP flat ones: means agree within a fifth of a posterior sd
+    assert (np.abs(estimates["mean"] - eblup["eblup"]) / estimates["sd"]).max() < 0.2
     ratio = estimates["sd"] / np.sqrt(eblup["mse"])
     assert ratio.mean() == pytest.approx(1.0, abs=0.1)
     assert (estimates["shrinkage"].between(0, 1)).all()
@@ -138,4 +139,4 @@ def test_race_by_place_fay_herriot_with_logit_transform_and_gaps():
     )
     assert covered.mean() >= 0.85
     gaps = fit.gaps("A")
-    assert (gaps["ratio_mean"] > 1).mean() > 0.9  # B's prevalence is higher everywhere
+    assert (gaps["ratio_median"] > 1).mean() > 0.9  # B's prevalence is higher everywhere

@@ -14,11 +14,27 @@ def test_ratio_difference_and_probability_from_known_draws():
     target = np.array([[2.0, 10.0], [4.0, 10.0], [6.0, 10.0], [8.0, 10.0]])
     reference = np.array([[1.0, 20.0], [2.0, 20.0], [3.0, 20.0], [4.0, 5.0]])
     table = compare_draws(target, reference, interval=0.5)
-    assert table["ratio_mean"].tolist() == pytest.approx([2.0, (0.5 * 3 + 2.0) / 4])
+    # ratios per draw: 2, 2, 2, 2 and 0.5, 0.5, 0.5, 2: medians 2 and 0.5
+    assert table["ratio_median"].tolist() == pytest.approx([2.0, 0.5])
     assert table["diff_mean"].tolist() == pytest.approx([2.5, (-10 * 3 + 5) / 4])
     assert table["prob_higher"].tolist() == [1.0, 0.25]
     # 50% interval of the differences 1, 2, 3, 4: numpy's linear quantiles 1.75 and 3.25
     assert table.loc[0, ["diff_lower", "diff_upper"]].tolist() == pytest.approx([1.75, 3.25])
+
+
+def test_ratio_point_value_is_its_median_and_agrees_with_the_reciprocal():
+    # issue #10: with log(θ_g/θ_r) ~ N(0, 0.6²) the mean ratio is e^(0.18) = 1.20 although
+    # P(higher) = 0.5; the median is 1 and the reciprocal's median is its inverse
+    rng = np.random.default_rng(4)
+    log_ratio = rng.normal(0.0, 0.6, (40_000, 1))
+    target, reference = np.exp(log_ratio), np.ones((40_000, 1))
+    forward = compare_draws(target, reference, 0.95)
+    backward = compare_draws(reference, target, 0.95)
+    assert forward.loc[0, "ratio_median"] == pytest.approx(1.0, abs=0.02)
+    assert forward.loc[0, "ratio_median"] * backward.loc[0, "ratio_median"] == pytest.approx(
+        1.0, abs=1e-3
+    )
+    assert forward.loc[0, "prob_higher"] == pytest.approx(0.5, abs=0.01)
 
 
 def test_ratio_is_not_reported_where_the_reference_reaches_zero():
@@ -26,11 +42,11 @@ def test_ratio_is_not_reported_where_the_reference_reaches_zero():
     target = np.array([[0.2, 0.1], [0.3, 0.2]])
     reference = np.array([[0.1, 0.0], [0.1, 0.05]])
     table = compare_draws(target, reference, interval=0.5)
-    assert table.loc[0, "ratio_mean"] == pytest.approx(2.5)
-    assert table.loc[1, ["ratio_mean", "ratio_lower", "ratio_upper"]].isna().all()
+    assert table.loc[0, "ratio_median"] == pytest.approx(2.5)
+    assert table.loc[1, ["ratio_median", "ratio_lower", "ratio_upper"]].isna().all()
     assert table.loc[1, "diff_mean"] == pytest.approx(0.125)  # the difference is still reported
     flags = flag_gaps(table["prob_higher"], pd.Series(["reliable"] * 2), pd.Series(["reliable"] * 2),
-                      FlagSpec(), ratio_defined=table["ratio_mean"].notna())  # fmt: skip
+                      FlagSpec(), ratio_defined=table["ratio_median"].notna())  # fmt: skip
     assert "no rate ratio" in flags.loc[1, "flag_reason"]
     assert "no rate ratio" not in flags.loc[0, "flag_reason"]
 

@@ -114,7 +114,7 @@ def test_precision_assembly_equals_the_sparse_product():
     scales, weight = rng.uniform(0.5, 2.0, 25), rng.uniform(0.0, 3.0, 60)
     A = incidence @ sp.diags_array(scales)
     direct = (precision + A.T @ sp.diags_array(weight) @ A).toarray()
-    assembly = PrecisionAssembly(precision, incidence)
+    assembly = PrecisionAssembly(precision, incidence, np.arange(25))  # every column its own class
     assembly.set_scales(scales)
     assembled = assembly.assemble(weight).toarray()
     assert assembled == pytest.approx(direct, abs=1e-12)
@@ -136,14 +136,20 @@ def synthetic_fit(method: str, family: str = "poisson", group_effects: str = "ii
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(("family", "group_effects"), [("poisson", "iid"), ("binomial", "bym2")])
-def test_laplace_agrees_with_nuts_on_cells_and_gaps(family, group_effects):
+@pytest.mark.parametrize(
+    ("family", "group_effects", "correction"),
+    [("poisson", "iid", "joint"), ("poisson", "iid", "local"), ("binomial", "bym2", "joint")],
+)
+def test_laplace_agrees_with_nuts_on_cells_and_gaps(family, group_effects, correction, monkeypatch):
+    if correction == "local":  # as on large maps, where the joint weights degenerate
+        monkeypatch.setattr("sae.laplace.CORRECTION_MIN_ESS", 2.0)
     laplace = synthetic_fit("laplace", family, group_effects)
     nuts = synthetic_fit("nuts", family, group_effects)
+    assert laplace.diagnostics.correction == correction
     assert laplace.diagnostics.method == "laplace" and nuts.diagnostics.method == "nuts"
     for table in ("estimates", "gaps"):
         ours, reference = getattr(laplace, table)(), getattr(nuts, table)()
-        for column in ("mean", "lower", "upper") if table == "estimates" else ("ratio_mean",):
+        for column in ("mean", "lower", "upper") if table == "estimates" else ("ratio_median",):
             sd = (
                 reference["sd"]
                 if table == "estimates"
@@ -152,4 +158,4 @@ def test_laplace_agrees_with_nuts_on_cells_and_gaps(family, group_effects):
             tolerance = np.maximum(0.05 * reference[column].abs(), 0.1 * sd)
             # the issue's criterion, with room for NUTS's own Monte Carlo error in a short run
             assert (np.abs(ours[column] - reference[column]) <= 1.5 * tolerance).mean() >= 0.95
-    assert "pareto_k" in laplace.estimates() and laplace.diagnostics.latent_pareto_k < 0.7
+    assert ("pareto_k" in laplace.estimates()) == (correction == "local")

@@ -70,7 +70,10 @@ def random_point(pymc_model, latent, rng):
     ("model", "data"),
     [
         ({"group_effects": "iid"}, None),
-        ({"group_effects": "bym2", "priors": "morris2019"}, None),
+        (
+            {"group_effects": "bym2", "priors": "morris2019"},
+            {"population": None, "expected": "population"},
+        ),
         ({"group_effects": "none", "spatial": "none"}, None),
         (
             {"group_effects": "iid", "family": "binomial"},

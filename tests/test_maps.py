@@ -56,7 +56,7 @@ def test_unreliable_cells_are_hatched_and_no_data_is_grey():
 def test_gap_map_hatches_unreliable_gaps_and_is_centred_at_one():
     areas = grid_areas()
     gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
-                         "ratio_mean": np.linspace(0.4, 2.5, len(areas)), "prob_higher": 0.5,
+                         "ratio_median": np.linspace(0.4, 2.5, len(areas)), "prob_higher": 0.5,
                          "flag": ["unreliable"] + ["clear"] * (len(areas) - 1)})  # fmt: skip
     fig = maps.plot_gaps(gaps, areas, "area")
     hatched = [
@@ -145,7 +145,7 @@ def test_gap_map_greys_areas_without_a_rate_ratio():
     ratio = np.linspace(0.4, 2.5, len(areas))
     ratio[2] = np.nan
     gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
-                         "ratio_mean": ratio, "prob_higher": 0.5, "flag": "uncertain"})  # fmt: skip
+                         "ratio_median": ratio, "prob_higher": 0.5, "flag": "uncertain"})  # fmt: skip
     ratio_axis = maps.plot_gaps(gaps, areas, "area").axes[0]
     grey = [
         c

@@ -5,16 +5,15 @@ import pytest
 from test_graph import scotland_graph
 
 from sae.prior_predictive import draw_icar, draw_rho
-from sae.priors import PRIOR_SETS, scaled_icar_eigenvalues
+from sae.priors import PRIOR_SETS, icar_spectrum
 
 
 def test_pc_rho_draws_have_the_stated_tail():
-    # Riebler et al. (2016) PC prior, calibrated so that P(ρ < 0.5) = 2/3
+    # Riebler et al. (2016) PC prior as INLA computes it, calibrated so that P(ρ < 0.5) = 2/3;
     graph = scotland_graph("adjacency_geobugs")
-    rho = draw_rho(
-        PRIOR_SETS["pc"], scaled_icar_eigenvalues(graph), np.random.default_rng(1), 100_000
-    )
+    rho = draw_rho(PRIOR_SETS["pc"], icar_spectrum(graph), np.random.default_rng(1), 100_000)
     assert (rho < 0.5).mean() == pytest.approx(2 / 3, abs=0.01)
+    assert (rho > 0.999).mean() > 0.05  # the untruncated prior keeps mass next to 1
 
 
 def test_icar_draws_sum_to_zero_and_have_the_scaling_factor_as_mean_variance():

@@ -100,7 +100,7 @@ def compare(name: str, laplace: dict, reference: dict) -> dict:
     if "gaps" in laplace:
         gaps = laplace["gaps"].merge(reference["gaps"], on=keys, suffixes=("", "_ref"))
         sd = (gaps["ratio_upper_ref"] - gaps["ratio_lower_ref"]) / 3.92
-        columns = ("ratio_mean", "ratio_lower", "ratio_upper")
+        columns = ("ratio_median", "ratio_lower", "ratio_upper")
         ours = gaps[list(columns)]
         theirs = gaps[[f"{c}_ref" for c in columns]].set_axis(list(columns), axis=1)
         out["gaps"] = agreement(ours, theirs, columns, sd)
@@ -159,7 +159,7 @@ def markdown(results: dict) -> str:
         a = entry["agreement"]
         cell = lambda d: f"{d['share']:.1%} ({d['worst']:.2f})"  # noqa: E731
         gaps = a.get("gaps")
-        gap_cells = ([cell(gaps[c]) for c in ("ratio_mean", "ratio_lower", "ratio_upper")]
+        gap_cells = ([cell(gaps[c]) for c in ("ratio_median", "ratio_lower", "ratio_upper")]
                      if gaps else ["–"] * 3)  # fmt: skip
         nuts = entry.get("nuts", {}).get("seconds")
         lines.append(
