@@ -59,8 +59,11 @@ def fay_herriot_eblup(
     tol: float = 1e-10,
     max_iter: int = 200,
     interval: float = 0.95,
+    flags: FlagSpec | None = None,
 ) -> EBLUPResult:
-    """Fit the Fay–Herriot model by REML or ML and return EBLUPs with their MSEs."""
+    """Fit the Fay–Herriot model by REML or ML and return EBLUPs with their MSEs, intervals and
+    reliability flags (`flags`: a spec's [flags], default sae's). `tol` is relative to σ²_u's
+    scale (the median sampling variance), so the data's units do not matter."""
     if method not in METHODS:
         raise ValueError(f"method must be one of {METHODS}, not {method!r}")
     y, psi, X = np.asarray(y, float), np.asarray(variance, float), np.asarray(X, float)
@@ -87,11 +90,11 @@ def fay_herriot_eblup(
                 "mse": prasad_rao_mse(psi, X, sigma2, method),
                 "shrinkage": gamma,
             }
-        ).pipe(with_interval_and_flag, interval),
+        ).pipe(with_interval_and_flag, interval, flags or FlagSpec()),
     )
 
 
-def with_interval_and_flag(table: pd.DataFrame, interval: float) -> pd.DataFrame:
+def with_interval_and_flag(table: pd.DataFrame, interval: float, flags: FlagSpec) -> pd.DataFrame:
     """Normal-approximation interval EBLUP ± z √MSE and the same reliability flags as the models."""
     z = NormalDist().inv_cdf(0.5 + interval / 2)
     half = z * np.sqrt(table["mse"])
@@ -100,9 +103,14 @@ def with_interval_and_flag(table: pd.DataFrame, interval: float) -> pd.DataFrame
         "upper": table["eblup"] + half, "rhat": 1.0, "ess_bulk": np.inf, "observed": np.nan,
         "has_data": True,
     })  # fmt: skip
-    flags = flag_estimates(summary, FlagSpec(), divergences=0)
+    summary["median"] = summary["mean"]
+    summary["data_share"] = table["shrinkage"]  # the weight on the direct estimate
+    flagged = flag_estimates(summary, flags, divergences=0)
     return table.assign(
-        lower=summary["lower"], upper=summary["upper"], rse=summary["sd"] / summary["mean"], **flags
+        lower=summary["lower"],
+        upper=summary["upper"],
+        rse=summary["sd"] / summary["mean"].abs(),
+        **flagged,
     )
 
 
@@ -135,12 +143,12 @@ def score_and_information(y, psi, X, sigma2, method) -> tuple[float, float]:
 
 def fisher_scoring(y, psi, X, method, tol, max_iter) -> tuple[float, int, bool]:
     """σ²_u from Fisher scoring, started at the median sampling variance; truncated at 0."""
-    sigma2 = float(np.median(psi))
+    sigma2 = scale = float(np.median(psi))
     for iteration in range(1, max_iter + 1):
         score, information = score_and_information(y, psi, X, sigma2, method)
         step = score / information
         proposal = max(sigma2 + step, 0.0)
-        if abs(proposal - sigma2) < tol:
+        if abs(proposal - sigma2) < tol * scale:
             return proposal, iteration, proposal == 0.0
         sigma2 = proposal
         if sigma2 == 0.0 and score_and_information(y, psi, X, 0.0, method)[0] < 0:

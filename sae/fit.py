@@ -103,12 +103,21 @@ class Fit:
 
     def _unit_table(self, unit: tuple[str, ...], adjusted: bool) -> pd.DataFrame:
         draws = self.rate_draws(unit, adjusted)
-        pareto_k = None
+        pareto_k = data_variance = None
         if self.diagnostics.correction == "local" and "area" in unit:
             pareto_k = self.idata["laplace_check"]["pareto_k"].sel(area=draws["area"]).to_numpy()
-        return tables.unit_table(draws, self.inputs, self.spec.model.family == "gaussian",
-                                 self.spec.per, self.spec.output.interval, self.spec.flags,
-                                 self.diagnostics.divergences, pareto_k)  # fmt: skip
+        gaussian = self.spec.model.family == "gaussian"
+        if not gaussian:
+            age = self.spec.output.age_stratum if adjusted else None
+            mean = self._stratum_rates(local=False).mean(axis=(0, 1))
+            data_variance = posterior.data_only_variance(
+                mean, self.design.grid, unit, age, self.inputs.age_weights,
+                self.spec.model.family, self.spec.per,
+            )  # fmt: skip
+        return tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
+                                 self.spec.output.interval, self.spec.flags,
+                                 self.diagnostics.divergences, pareto_k, data_variance,
+                                 self.spec.proportion_scale)  # fmt: skip
 
     def estimates(self) -> pd.DataFrame:
         """One row per area × group, every row with its interval and reliability flag.

@@ -25,8 +25,8 @@ from matplotlib import colormaps
 from sae.maps import CAPTION, NO_DATA_COLOUR, classify, projected
 from sae.staging import staged_file
 
-BOKEH_HATCH = {"unreliable": "/", "caution": ".", "reliable": " "}
-HATCH_ALPHA = {"unreliable": 0.85, "caution": 0.35, "reliable": 0.0}
+BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "reliable": " "}
+HATCH_ALPHA = {"unreliable": 0.85, "model-driven": 0.7, "caution": 0.35, "reliable": 0.0}
 TOOLTIP_FIELDS = ("mean", "lower", "upper", "flag", "flag_reason")
 
 

@@ -20,21 +20,21 @@ from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.patches import Patch
 
-HATCH = {"unreliable": "////", "caution": "..", "uncertain": "..", "reliable": "", "clear": "",
-         "possible": ""}  # fmt: skip
+HATCH = {"unreliable": "////", "model-driven": "\\\\\\\\", "caution": "..", "uncertain": "..",
+         "reliable": "", "clear": "", "likely": ""}  # fmt: skip
 NO_DATA_COLOUR = "#bdbdbd"
 EDGE_COLOUR = "#4d4d4d"
 CAPTION = (
-    "Hatched: unreliable (RSE ≥ 30%, interval wider than 1.6 × the estimate, or not converged). "
-    "Dotted: use with caution. Grey: no data."
+    "Hatched (////): unreliable. Hatched (\\\\): model-driven, the area's own data carry "
+    "less than half of what the number says. Dotted: use with caution. Grey: no data."
 )
 ALPHA_CAPTION = (
     "Opacity shows certainty: the wider the 95% interval relative to the estimate, the paler the "
     "area (faintest at 1.6 × the estimate, the NCHS limit for reliable rates). Grey: no data."
 )
 GAP_CAPTION = (
-    "Hatched: at least one of the two rates is unreliable. Dotted: gap uncertain "
-    "(0.2 < P(higher) < 0.8). Ratios are posterior medians."
+    "Dotted: gap uncertain (0.2 < P(higher) < 0.8). Ratios are posterior medians; a gap is clear "
+    "when its 95% interval excludes no difference."
 )
 
 
@@ -123,7 +123,9 @@ def class_legend(bounds: np.ndarray, low: float, cmap, norm, unit: str, fmt: str
     return patches
 
 
-def flag_legend(levels=("unreliable", "caution"), no_data: bool = True) -> list[Patch]:
+def flag_legend(
+    levels=("unreliable", "model-driven", "caution"), no_data: bool = True
+) -> list[Patch]:
     patches = [Patch(facecolor="white", edgecolor="#1a1a1a", hatch=HATCH[level], label=level)
                for level in levels]  # fmt: skip
     if no_data:
@@ -219,7 +221,7 @@ def plot_gaps(
                    "> 0.95 (clearly higher)"]  # fmt: skip
     prob_handles = [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
                     for i, label in enumerate(prob_labels)]  # fmt: skip
-    prob_handles += flag_legend(("unreliable", "uncertain"), no_data=False)
+    prob_handles += flag_legend(("uncertain",), no_data=False)
     legends = [(ratio_handles, 0.27, 3), (prob_handles, 0.75, 2)]
     decorate(fig, title, subtitle, GAP_CAPTION, legends)
     return fig

@@ -80,6 +80,32 @@ def unit_rates(
     return xr.DataArray(draws, dims=("chain", "draw", "unit"), coords=coords, name="rate")
 
 
+def data_only_variance(
+    stratum_mean: np.ndarray, grid: Grid, unit: tuple[str, ...], age: str | None,
+    age_weights: pd.Series | None, family: str, per: float,
+) -> np.ndarray:  # fmt: skip
+    """Var_data of each unit's rate: the variance its own data alone would give, by the delta
+    method at the posterior mean rates θ̂_r (per `per`) of the unit's strata r with weights m_r:
+
+        Poisson:   Σ_r m_r² θ̂_r per / E_r          (θ̂² / expected events, per stratum)
+        binomial:  Σ_r m_r² per² p̂_r (1 − p̂_r) / n_r
+
+    A stratum without exposure adds an infinite variance: no data.
+    """
+    _, matrix = grid.aggregation(unit, age, age_weights)
+    exposure = grid.rows["exposure"].to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        if family == "binomial":
+            p = stratum_mean / per
+            row_variance = per**2 * p * (1 - p) / exposure
+        else:
+            row_variance = stratum_mean * per / exposure
+    row_variance = np.where(exposure > 0, row_variance, np.inf)
+    squared = matrix.copy()
+    squared.data = squared.data**2
+    return squared.T @ row_variance
+
+
 def labelled(rates: xr.DataArray) -> xr.DataArray:
     """(chain, draw, unit) with key coordinates → (chain, draw, *keys), e.g. (…, area, group)."""
     keys = [name for name, coord in rates.coords.items() if coord.dims == ("unit",)]

@@ -1,25 +1,39 @@
-"""Reliability flags for every number sae reports, computed from the posterior.
+"""Reliability flags for every number sae reports, computed from the posterior and the data.
 
-Each estimate gets ``flag`` ∈ {reliable, caution, unreliable} and a ``flag_reason`` in words. Rules
-(thresholds live in `sae.spec.FlagSpec` and can be changed in a spec's [flags] table):
+Each estimate gets ``flag`` ∈ {reliable, caution, model-driven, unreliable} and a ``flag_reason``
+in words; the worst rule that fires wins and every rule that fired is listed. Thresholds live in
+`sae.spec.FlagSpec` ([flags] in a spec); `rules` chooses the rule set.
 
-- Relative standard error, RSE = sd / mean. ≥ 0.30 is *unreliable*: the NCHS standard for
-  rates and counts (NCHS Data Presentation Standards; Klein et al. 2002, Healthy People 2010
-  Statistical Notes 24). 0.20–0.30 is *caution*: sae's default, following the common practice of
-  marking estimates with RSE above 20% (e.g. NCHS Health E-Stats).
-- Relative width of the interval, (upper − lower) / mean > 1.6 is *unreliable*: the NCHS
-  criterion for rates (Parker et al. 2017, NCHS Data Presentation Standards for Proportions,
-  Vital Health Stat 2(175), and the 2023 standard for rates).
-- Data support: a cell with no exposure has no data; its estimate comes from the model alone
-  (*unreliable*). Fewer than 20 events is *caution*: NCHS does not publish direct rates on fewer
-  than 20 events, so such a cell leans on pooled information.
-- Convergence: a number whose own draws have R-hat above `max_rhat` or bulk ESS below `min_ess`,
-  or any divergent transition in the run, is *unreliable*.
+Rules of every set:
+- No data: a cell with no exposure (or no direct estimate) is *unreliable*: its number comes from
+  the model alone.
+- Data share: the share of the posterior information that comes from the cell's own data,
+  Var_post / Var_data (Var_data the variance the data alone would give: for a Poisson rate
+  θ² / expected events, summed over the cell's strata with their weights; for a binomial p,
+  p(1 − p) / n; for a Fay–Herriot estimate the sampling variance, so the share is the weight on
+  the direct estimate). Below `min_data_share` the number is *model-driven*: smoothing can make
+  an interval narrow, but it cannot make the data say more (Quick & Song 2024, J. Off. Stat.;
+  Quick, Song & Tabb 2021).
+- Convergence (NUTS: R-hat > `max_rhat`, bulk ESS < `min_ess`, divergences) or an unreliable
+  Laplace correction (Pareto k̂ > 0.7) make a number *unreliable*.
 
-Gaps between groups get ``clear`` when P(θ_g > θ_r) ≥ 0.95 or ≤ 0.05, ``possible`` when ≥ 0.80 or
-≤ 0.20, ``uncertain`` otherwise, and ``unreliable`` whenever either rate is unreliable. The 0.95
-cut is the usual posterior-probability analogue of a two-sided 10% test; 0.80 is the "likely"
-band used in disease-mapping exceedance maps (Richardson et al. 2004, Int. J. Epidemiol. 33:1-7).
+Rule sets:
+- ``nchs`` (default). Rates: RSE = sd / |mean| ≥ 0.30 *unreliable* (NCHS standard for rates and
+  counts; Klein et al. 2002); relative interval width > 1.6 *unreliable* (NCHS Data Presentation
+  Standards for rates, 2023); RSE 0.20–0.30 *caution*; fewer than 20 events *caution* (NCHS does
+  not publish direct rates on < 20 events). Proportions (binomial counts, and prevalences from
+  logit or arcsine Fay–Herriot models), following Parker et al. (2017), NCHS Data Presentation
+  Standards for Proportions, Vital Health Stat 2(175): effective sample size p(1 − p) / var < 30,
+  absolute interval width ≥ 0.30, or, when the width exceeds 0.05, relative width > 130% are
+  *unreliable* (the relative width taken against min(p, 1 − p), so p and 1 − p are judged alike);
+  no RSE rule.
+- ``quick2024``: relative precision, the posterior median divided by the width of its interval,
+  below 1 is *unreliable* (Quick & Song 2024).
+- ``uscs``: fewer than 16 events is *unreliable* (U.S. Cancer Statistics suppression rule).
+
+Gaps between groups are flagged by their own uncertainty: ``clear`` when the interval of the rate
+ratio (or difference) excludes no difference, ``likely`` when P(higher) ≥ `gap_possible` (or ≤
+1 − it), ``uncertain`` otherwise; the flags of the two rates are named in the reason.
 """
 
 from __future__ import annotations
@@ -30,118 +44,204 @@ import pandas as pd
 from sae.diagnostics import PARETO_K_LIMIT
 from sae.spec import FlagSpec
 
-RELIABLE, CAUTION, UNRELIABLE = "reliable", "caution", "unreliable"
-SEVERITY = {RELIABLE: 0, CAUTION: 1, UNRELIABLE: 2}
+RELIABLE, CAUTION, MODEL_DRIVEN, UNRELIABLE = "reliable", "caution", "model-driven", "unreliable"
+SEVERITY = {RELIABLE: 0, CAUTION: 1, MODEL_DRIVEN: 2, UNRELIABLE: 3}
+FLAGS = tuple(SEVERITY)
+PROPORTION_MIN_EFFECTIVE_N = 30  # Parker et al. (2017)
+PROPORTION_MAX_ABSOLUTE_WIDTH = 0.30
+PROPORTION_RELATIVE_WIDTH_FROM = 0.05
+PROPORTION_MAX_RELATIVE_WIDTH = 1.30
+USCS_MIN_EVENTS = 16
 
 
-def flag_estimates(table: pd.DataFrame, flags: FlagSpec, divergences: int) -> pd.DataFrame:
-    """Flags for a table with mean, sd, lower, upper, rhat, ess_bulk, observed and has_data.
+def flag_estimates(
+    table: pd.DataFrame, flags: FlagSpec, divergences: int, proportion_scale: float | None = None
+) -> pd.DataFrame:
+    """Flags for a table with mean, median, sd, lower, upper, rhat, ess_bulk, observed, has_data
+    and, where known, data_share and pareto_k. `proportion_scale` (100 for percent, 1 for a
+    fraction) marks numbers that are proportions.
 
     Returns a frame with ``flag`` and ``flag_reason``, aligned with `table`.
     """
-    rse = table["sd"] / table["mean"]
-    width = (table["upper"] - table["lower"]) / table["mean"]
-    rules = [
-        (
-            UNRELIABLE,
-            ~table["has_data"],
-            lambda r: "no data in this cell: estimate from the model and neighbours alone",
-        ),
-        (
-            UNRELIABLE,
-            rse >= flags.rse_unreliable,
-            lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_unreliable:.0%}",
-        ),
-        (
-            UNRELIABLE,
-            width > flags.relative_width_unreliable,
-            lambda r: (
-                f"interval width {r.width:.0%} of the estimate > {flags.relative_width_unreliable:.0%}"
-            ),
-        ),
-        (
-            UNRELIABLE,
-            (table["rhat"] > flags.max_rhat) | (table["ess_bulk"] < flags.min_ess),
-            lambda r: f"not converged (R-hat {r.rhat:.3f}, bulk ESS {r.ess_bulk:.0f})",
-        ),
-        (
-            UNRELIABLE,
-            pd.Series(divergences > 0, index=table.index),
-            lambda r: f"{divergences} divergent transitions in the run",
-        ),
-        (
-            UNRELIABLE,
-            table.get("pareto_k", pd.Series(np.nan, index=table.index)) > PARETO_K_LIMIT,
-            lambda r: (
-                f"the Laplace approximation is off here (Pareto k̂ {r.pareto_k:.2f} > "
-                f'{PARETO_K_LIMIT}): check with method = "nuts"'
-            ),
-        ),
-        (
-            CAUTION,
-            (rse >= flags.rse_caution) & (rse < flags.rse_unreliable),
-            lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_caution:.0%}",
-        ),
-        (
-            CAUTION,
-            table["has_data"] & (table["observed"] < flags.min_events),
-            lambda r: (
-                f"{r.observed:.0f} events (< {flags.min_events}): leans on pooled information"
-            ),
-        ),
-    ]
-    values = table.assign(rse=rse, width=width)
-    flag = pd.Series(RELIABLE, index=table.index)
-    reasons: list[list[str]] = [[] for _ in range(len(table))]
+    values = table.assign(
+        rse=table["sd"] / table["mean"].abs(),
+        width=(table["upper"] - table["lower"]) / table["mean"].abs(),
+    )
+    rules = common_rules(values, flags, divergences)
+    if flags.rules == "nchs":
+        rules += (
+            nchs_proportion_rules(values, proportion_scale)
+            if proportion_scale
+            else nchs_rate_rules(values, flags)
+        )
+    elif flags.rules == "quick2024":
+        rules += quick_rules(values)
+    else:
+        rules += uscs_rules(values)
+    return apply_rules(values, rules)
+
+
+def column(values: pd.DataFrame, name: str) -> pd.Series:
+    return values[name] if name in values else pd.Series(np.nan, index=values.index)
+
+
+def common_rules(values: pd.DataFrame, flags: FlagSpec, divergences: int) -> list:
+    share = column(values, "data_share")
+    return [
+        (UNRELIABLE, ~values["has_data"],
+         lambda r: "no data in this cell: estimate from the model and neighbours alone"),
+        (UNRELIABLE, (values["rhat"] > flags.max_rhat) | (values["ess_bulk"] < flags.min_ess),
+         lambda r: f"not converged (R-hat {r.rhat:.3f}, bulk ESS {r.ess_bulk:.0f})"),
+        (UNRELIABLE, pd.Series(divergences > 0, index=values.index),
+         lambda r: f"{divergences} divergent transitions in the run"),
+        (UNRELIABLE, column(values, "pareto_k") > PARETO_K_LIMIT,
+         lambda r: (f"the Laplace approximation could not be checked here (Pareto k̂ "
+                    f'{r.pareto_k:.2f} > {PARETO_K_LIMIT}): check with method = "nuts"')),
+        (MODEL_DRIVEN, values["has_data"] & (share < flags.min_data_share),
+         lambda r: (f"model-driven: the data carry {r.data_share:.0%} of the information "
+                    f"(< {flags.min_data_share:.0%})")),
+    ]  # fmt: skip
+
+
+def nchs_rate_rules(values: pd.DataFrame, flags: FlagSpec) -> list:
+    rse = values["rse"]
+    return [
+        (UNRELIABLE, rse >= flags.rse_unreliable,
+         lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_unreliable:.0%}"),
+        (UNRELIABLE, values["width"] > flags.relative_width_unreliable,
+         lambda r: (f"interval width {r.width:.0%} of the estimate > "
+                    f"{flags.relative_width_unreliable:.0%}")),
+        (CAUTION, (rse >= flags.rse_caution) & (rse < flags.rse_unreliable),
+         lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_caution:.0%}"),
+        (CAUTION, values["has_data"] & (column(values, "observed") < flags.min_events),
+         lambda r: f"{r.observed:.0f} events (< {flags.min_events}): leans on pooled information"),
+    ]  # fmt: skip
+
+
+def nchs_proportion_rules(values: pd.DataFrame, scale: float) -> list:
+    """Parker et al. (2017), on the proportion scale."""
+    p = values["mean"] / scale
+    width = (values["upper"] - values["lower"]) / scale
+    effective_n = p * (1 - p) / (values["sd"] / scale) ** 2
+    relative = width / np.minimum(p, 1 - p)
+    frame = values.assign(effective_n=effective_n, absolute_width=width, relative=relative)
+    return [
+        (UNRELIABLE, effective_n < PROPORTION_MIN_EFFECTIVE_N,
+         lambda r, f=frame: (f"effective sample size {f.effective_n[r.name]:.0f} < "
+                             f"{PROPORTION_MIN_EFFECTIVE_N}")),
+        (UNRELIABLE, width >= PROPORTION_MAX_ABSOLUTE_WIDTH,
+         lambda r, f=frame: (f"interval width {f.absolute_width[r.name]:.2f} ≥ "
+                             f"{PROPORTION_MAX_ABSOLUTE_WIDTH:.2f}")),
+        (UNRELIABLE, (width > PROPORTION_RELATIVE_WIDTH_FROM) & (relative > PROPORTION_MAX_RELATIVE_WIDTH),
+         lambda r, f=frame: (f"relative interval width {f.relative[r.name]:.0%} > "
+                             f"{PROPORTION_MAX_RELATIVE_WIDTH:.0%}")),
+    ]  # fmt: skip
+
+
+def quick_rules(values: pd.DataFrame) -> list:
+    precision = values["median"] / (values["upper"] - values["lower"])
+    frame = values.assign(precision=precision)
+    return [(UNRELIABLE, precision < 1.0,
+             lambda r, f=frame: f"relative precision {f.precision[r.name]:.2f} < 1")]  # fmt: skip
+
+
+def uscs_rules(values: pd.DataFrame) -> list:
+    observed = column(values, "observed")
+    return [(UNRELIABLE, values["has_data"] & (observed < USCS_MIN_EVENTS),
+             lambda r: f"{r.observed:.0f} events (< {USCS_MIN_EVENTS})")]  # fmt: skip
+
+
+def apply_rules(values: pd.DataFrame, rules: list) -> pd.DataFrame:
+    flag = pd.Series(RELIABLE, index=values.index)
+    reasons: list[list[str]] = [[] for _ in range(len(values))]
     for level, fired, describe in rules:
-        fired = fired.fillna(level == UNRELIABLE).to_numpy(bool)
+        fired = fired.fillna(False).to_numpy(bool)
         for position in np.flatnonzero(fired):
             reasons[position].append(describe(values.iloc[position]))
         worse = fired & (flag.map(SEVERITY).to_numpy() < SEVERITY[level])
         flag[worse] = level
-    reliable_reason = (
-        values.apply(
-            lambda r: f"RSE {r.rse:.0%}, interval width {r.width:.0%} of the estimate", axis=1
-        )
-        if len(values)
-        else pd.Series(dtype=str)
+    text = ["; ".join(found) if found else reliable_reason(values.iloc[i])
+            for i, found in enumerate(reasons)]  # fmt: skip
+    return pd.DataFrame({"flag": flag, "flag_reason": text}, index=values.index)
+
+
+def reliable_reason(row) -> str:
+    share = (
+        f", data carry {row.data_share:.0%} of the information"
+        if "data_share" in row and pd.notna(row.data_share)
+        else ""
     )
-    text = [
-        "; ".join(found) if found else reliable_reason.iloc[i] for i, found in enumerate(reasons)
-    ]
-    return pd.DataFrame({"flag": flag, "flag_reason": text}, index=table.index)
+    return f"RSE {row.rse:.0%}, interval width {row.width:.0%} of the estimate{share}"
 
 
-CLEAR, POSSIBLE, UNCERTAIN = "clear", "possible", "uncertain"
+CLEAR, LIKELY, UNCERTAIN = "clear", "likely", "uncertain"
+GAP_FLAGS = (CLEAR, LIKELY, UNCERTAIN)
 
 
 def flag_gaps(
-    prob_higher: pd.Series,
-    target_flag: pd.Series,
-    reference_flag: pd.Series,
-    flags: FlagSpec,
-    ratio_defined: pd.Series | None = None,
-) -> pd.DataFrame:
-    """Gap flags from P(target > reference) and the flags of both rates (aligned Series).
+    table: pd.DataFrame, target_flag: pd.Series, reference_flag: pd.Series, flags: FlagSpec,
+    interval: float,
+) -> pd.DataFrame:  # fmt: skip
+    """Gap flags by the gap's own uncertainty, so that the word and the interval agree.
 
-    Where `ratio_defined` is False the reason says why the rate ratio is not reported.
+    ``clear``: the interval of the rate ratio excludes 1 (or, where no ratio is defined, the
+    difference's excludes 0); ``likely``: P(higher) ≥ `gap_possible` or ≤ 1 − `gap_possible`;
+    ``uncertain`` otherwise. The reason gives P(higher) and names a rate that is not reliable.
     """
-    certainty = np.maximum(prob_higher, 1.0 - prob_higher)
-    flag = np.where(
-        certainty >= flags.gap_clear,
-        CLEAR,
-        np.where(certainty >= flags.gap_possible, POSSIBLE, UNCERTAIN),
-    )
-    direction = np.where(prob_higher >= 0.5, "higher", "lower")
-    reason = [f"P({d}) = {c:.2f}" for d, c in zip(direction, certainty, strict=True)]
-    unreliable = (target_flag == UNRELIABLE).to_numpy() | (reference_flag == UNRELIABLE).to_numpy()
-    for i in np.flatnonzero(unreliable):
-        side = "the group's rate" if target_flag.iloc[i] == UNRELIABLE else "the reference rate"
-        reason[i] = f"{side} is unreliable; {reason[i]}"
-    flag = np.where(unreliable, UNRELIABLE, flag)
-    if ratio_defined is not None:
-        for i in np.flatnonzero(~ratio_defined.to_numpy()):
+    ratio_defined = table["ratio_median"].notna()
+    low = np.where(ratio_defined, table["ratio_lower"] - 1.0, table["diff_lower"])
+    high = np.where(ratio_defined, table["ratio_upper"] - 1.0, table["diff_upper"])
+    excludes = (low > 0) | (high < 0)
+    prob = table["prob_higher"]
+    certainty = np.maximum(prob, 1.0 - prob)
+    flag = np.where(excludes, CLEAR, np.where(certainty >= flags.gap_possible, LIKELY, UNCERTAIN))
+    direction = np.where(prob >= 0.5, "higher", "lower")
+    measure = np.where(ratio_defined, "rate ratio", "difference")
+    reason = [
+        f"the {interval:.0%} interval of the {m} {'excludes' if e else 'includes'} no difference; "
+        f"P({d}) = {c:.3f}"
+        for m, e, d, c in zip(measure, excludes, direction, certainty, strict=True)
+    ]
+    for i in range(len(reason)):
+        weak = [f"the {side} rate is {f}" for side, f in (("group's", target_flag.iloc[i]),
+                                                          ("reference", reference_flag.iloc[i]))
+                if f != RELIABLE]  # fmt: skip
+        if weak:
+            reason[i] += "; " + "; ".join(weak)
+        if not ratio_defined.iloc[i]:
             reason[i] += (
                 "; no rate ratio: the reference's posterior reaches 0 (read the difference)"
             )
-    return pd.DataFrame({"flag": flag, "flag_reason": reason}, index=prob_higher.index)
+    return pd.DataFrame({"flag": flag, "flag_reason": reason}, index=table.index)
+
+
+def rules_in_words(flags: FlagSpec, proportions: bool) -> str:
+    """The rules of `flags` as one paragraph, for reports and map captions."""
+    common = (
+        f"Numbers are unreliable when the cell has no data or the draws cannot be trusted, and "
+        f"model-driven when the cell's own data carry less than {flags.min_data_share:.0%} of the "
+        "information."
+    )
+    if flags.rules == "quick2024":
+        specific = "They are unreliable when the median is smaller than the width of the interval."
+    elif flags.rules == "uscs":
+        specific = f"They are unreliable when based on fewer than {USCS_MIN_EVENTS} events."
+    elif proportions:
+        specific = (
+            f"Proportions are unreliable when their effective sample size is below "
+            f"{PROPORTION_MIN_EFFECTIVE_N}, their interval is {PROPORTION_MAX_ABSOLUTE_WIDTH:.2f} "
+            f"wide or more, or (wider than {PROPORTION_RELATIVE_WIDTH_FROM:.2f}) more than "
+            f"{PROPORTION_MAX_RELATIVE_WIDTH:.0%} of the smaller of p and 1 − p."
+        )
+    else:
+        specific = (
+            f"Rates are unreliable when the RSE is {flags.rse_unreliable:.0%} or more or the "
+            f"interval is wider than {flags.relative_width_unreliable:.1f} × the estimate, and "
+            f"need caution when the RSE is {flags.rse_caution:.0%} or more or they rest on fewer "
+            f"than {flags.min_events} events."
+        )
+    gaps = (
+        "A gap is clear when its 95% interval excludes no difference, likely when the probability "
+        f"that one rate is higher is at least {flags.gap_possible:.2f}, and uncertain otherwise."
+    )
+    return f"{common} {specific} {gaps}"

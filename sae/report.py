@@ -14,6 +14,7 @@ from pathlib import Path
 import pandas as pd
 
 from sae.mapping import area_names, write_maps
+from sae.reliability import rules_in_words
 from sae.staging import staged_file
 
 STYLE = """body{font-family:Georgia,serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:#222}
@@ -127,7 +128,8 @@ def write_report(fit, directory: Path) -> Path:
     parts.append("<h2>Diagnostics</h2>" + table_html(diagnostics_table(fit.diagnostics), 3))
     parts.append("<h2>Data notes</h2>" + data_notes(fit, estimates, names))
     parts.append(
-        f'<p class="note">Reliability rules: {escape(FLAG_RULES)} Units: {escape(fit.spec.unit_label)}.</p>'
+        f'<p class="note">Reliability rules: {escape(rules_in_words(fit.spec.flags, fit.spec.proportion_scale is not None))} '
+        f"Units: {escape(fit.spec.unit_label)}.</p>"
     )
     html = (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(fit.spec.title)}'
             f"</title><style>{STYLE}</style></head><body>{''.join(parts)}</body></html>")  # fmt: skip
@@ -135,13 +137,6 @@ def write_report(fit, directory: Path) -> Path:
     with staged_file(path) as temporary:
         temporary.write_text(html, encoding="utf-8")
     return path
-
-
-FLAG_RULES = (
-    "unreliable when RSE ≥ 30%, the interval is wider than 1.6 × the estimate, the cell has no data, "
-    "or the sampler did not converge; caution when RSE ≥ 20% or fewer than 20 events. Gaps are clear "
-    "when P(higher) ≥ 0.95 or ≤ 0.05, possible when ≥ 0.8 or ≤ 0.2, uncertain otherwise."
-)
 
 
 def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:

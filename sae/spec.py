@@ -29,6 +29,7 @@ GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
 BACKENDS = ("nutpie", "pymc")
 METHODS = ("nuts", "laplace")
+RULE_SETS = ("nchs", "quick2024", "uscs")
 
 
 @dataclass(frozen=True)
@@ -94,16 +95,17 @@ class SamplerSpec:
 
 @dataclass(frozen=True)
 class FlagSpec:
-    """Reliability thresholds; see `sae.reliability` for their sources."""
+    """Reliability rules and thresholds; see `sae.reliability` for their sources."""
 
+    rules: str = "nchs"  # nchs | quick2024 | uscs
+    min_data_share: float = 0.5  # below it a number is model-driven
     rse_unreliable: float = 0.30
     rse_caution: float = 0.20
     relative_width_unreliable: float = 1.6
     min_events: int = 20
     max_rhat: float = 1.01
     min_ess: float = 400.0
-    gap_clear: float = 0.95
-    gap_possible: float = 0.80
+    gap_possible: float = 0.80  # a gap is "likely" when P(higher) ≥ this (or ≤ 1 − this)
 
 
 @dataclass(frozen=True)
@@ -158,6 +160,15 @@ class Spec:
         return self.family.default_per(self.exposure)
 
     @property
+    def proportion_scale(self) -> float | None:
+        """`per` when the reported numbers are proportions (binomial counts, or prevalences from a
+        logit or arcsine Fay–Herriot model), so the proportions standard applies; else None."""
+        proportions = self.model.family == "binomial" or (
+            self.model.family == "gaussian" and self.model.transform in ("logit", "arcsine")
+        )
+        return self.per if proportions else None
+
+    @property
     def unit_label(self) -> str:
         """The unit of reported rates in words, e.g. "per 100,000" or "(relative risk)"."""
         return self.family.unit_label(self.per, self.exposure)
@@ -204,6 +215,7 @@ CHOICES = {
     ("model", "transform"): TRANSFORMS,
     ("sampler", "backend"): BACKENDS,
     ("sampler", "method"): METHODS,
+    ("flags", "rules"): RULE_SETS,
 }
 # (low, high, low inclusive, high inclusive) for every number a spec can set
 RANGES = {
@@ -219,8 +231,8 @@ RANGES = {
     ("flags", "min_events"): (0, math.inf, True, True),
     ("flags", "max_rhat"): (1.0, math.inf, False, True),
     ("flags", "min_ess"): (0.0, math.inf, True, True),
-    ("flags", "gap_clear"): (0.5, 1.0, False, False),
     ("flags", "gap_possible"): (0.5, 1.0, False, False),
+    ("flags", "min_data_share"): (0.0, 1.0, True, True),
     ("output", "per"): (0.0, math.inf, False, False),
     ("output", "interval"): (0.0, 1.0, False, False),
 }
@@ -338,10 +350,10 @@ def validate_spec(spec: Spec, where: str) -> None:
     for (section, key), bounds in RANGES.items():
         check_range(section, key, getattr(getattr(spec, section), key), bounds, where)
     flags = spec.flags
-    if flags.rse_caution > flags.rse_unreliable or flags.gap_possible > flags.gap_clear:
+    if flags.rse_caution > flags.rse_unreliable:
         raise SaeInputError(
-            f"{where}: [flags] the caution thresholds must not be stricter than the unreliable "
-            "ones (rse_caution ≤ rse_unreliable, gap_possible ≤ gap_clear)."
+            f"{where}: [flags] the caution threshold must not be stricter than the unreliable "
+            "one (rse_caution ≤ rse_unreliable)."
         )
     validate_pc_parameters(spec, where)
     validate_data_roles(spec, where)

@@ -2,8 +2,11 @@
 
 The default standard is the 2000 U.S. standard population (19 groups, `sae/reference/`), summed
 into the data's own age bands. Band labels are read as age ranges: ``Under.40``, ``<40``,
-``40.59``, ``40-59``, ``40_59``, ``70+``, ``85 and over``. A band that does not line up with the
-standard's groups, or bands that overlap or leave a gap, are errors.
+``40.59``, ``40-59``, ``40_59``, ``18+``, ``85 and over``. The bands must be contiguous (no gap,
+no overlap) but may cover only part of life (adults 18+, 40–64, BRFSS-style bands): the standard
+is then truncated to the covered ages and renormalised. A band that cuts through a standard group
+(18+ cuts 15–19) takes the share of that group's weight its years cover, ages being taken as
+uniform within the group.
 
 Reference: Anderson RN, Rosenberg HM (1998). Age standardization of death rates: implementation
 of the year 2000 standard. National Vital Statistics Reports 47(3).
@@ -48,37 +51,33 @@ def standard_population() -> pd.DataFrame:
 
 
 def standard_weights(bands: list[str]) -> pd.Series:
-    """Weights for the data's age bands, summed from the 2000 U.S. standard (they add up to 1)."""
+    """Weights for the data's age bands from the 2000 U.S. standard, truncated to the ages the
+    bands cover and renormalised (they add up to 1)."""
     standard = standard_population()
     ranges = {band: age_range(band) for band in bands}
-    check_bands_tile_ages(ranges)
+    check_bands_are_contiguous(ranges)
+    low, high = standard["age_low"].to_numpy(), standard["age_high"].to_numpy()
+    years = np.where(np.isinf(high), 1.0, high - low + 1)
     weights = {}
-    for band, (low, high) in ranges.items():
-        inside = (standard["age_low"] >= low) & (standard["age_high"] <= high)
-        straddles = (standard["age_low"] <= high) & (standard["age_high"] >= low) & ~inside
-        if straddles.any():
-            raise SaeInputError(
-                f"age band {band!r} cuts through the standard population's group(s) "
-                f"{', '.join(standard.loc[straddles, 'age_group'])}; use bands that start at 0, 1 "
-                "or a multiple of 5, or give your own weights in [output] standard_population."
-            )
-        weights[band] = standard.loc[inside, "weight"].sum()
-    return pd.Series(weights)
+    for band, (band_low, band_high) in ranges.items():
+        overlap = np.minimum(high, band_high) - np.maximum(low, band_low) + 1
+        overlap = np.where(np.isinf(high) & (band_high == OPEN_END), 1.0, np.clip(overlap, 0, None))
+        weights[band] = float((standard["weight"] * np.minimum(overlap / years, 1.0)).sum())
+    weights = pd.Series(weights)
+    return weights / weights.sum()
 
 
-def check_bands_tile_ages(ranges: dict[str, tuple[float, float]]) -> None:
-    """Bands must run from age 0 to an open top band without gaps or overlaps."""
+def check_bands_are_contiguous(ranges: dict[str, tuple[float, float]]) -> None:
+    """Bands must follow each other without gaps or overlaps."""
     ordered = sorted(ranges.items(), key=lambda item: item[1][0])
-    expected_low = 0.0
+    expected_low = ordered[0][1][0]
     for band, (low, high) in ordered:
         if low != expected_low:
             raise SaeInputError(
                 f"age bands leave a gap or overlap before {band!r} (starts at {low:g}, expected "
-                f"{expected_low:g}). Bands must cover every age once."
+                f"{expected_low:g}). Bands must follow each other, each age once."
             )
         expected_low = high + 1
-    if expected_low != OPEN_END:
-        raise SaeInputError("the oldest age band must be open-ended (e.g. '85+', '70+').")
 
 
 def user_weights(table: pd.DataFrame, bands: list[str], source: str) -> pd.Series:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from sae.reliability import FLAGS
+
 AREA_EFFECTS = {"bym2": "BYM2 area effects", "none": "independent area effects"}
 GROUP_EFFECTS = {"none": "no group effects", "iid": "iid group × area effects",
                  "bym2": "a BYM2 field per group"}  # fmt: skip
@@ -25,8 +27,7 @@ def fit_summary(fit) -> str:
         f"{', '.join(graph['islands']) or 'none'}; groups: {', '.join(fit.design.groups)}",
         f"  {fit.diagnostics.summary_line()}"
         + (f"  NOT TRUSTWORTHY: {'; '.join(problems)}" if problems else ""),
-        "  flags: "
-        + ", ".join(f"{counts.get(k, 0)} {k}" for k in ("reliable", "caution", "unreliable")),
+        "  flags: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in FLAGS),
     ]
     if len(fit.design.groups) > 1:
         lines.append(gap_summary(fit))

@@ -27,18 +27,20 @@ ESTIMATE_COLUMNS = (
     "area", "group", "observed", "{exposure}", "crude", "mean", "median", "sd",
     "lower", "upper", "rse", "flag", "flag_reason",
 )  # fmt: skip
-ADJUSTED_COLUMNS = ("mean", "lower", "upper", "rse", "flag", "flag_reason")
+ADJUSTED_COLUMNS = ("mean", "lower", "upper", "rse", "data_share", "flag", "flag_reason")
 
 
 def unit_table(
     draws: xr.DataArray, inputs: Inputs, direct: bool, per: float, interval: float, flags,
-    divergences: int, pareto_k: np.ndarray | None = None,
+    divergences: int, pareto_k: np.ndarray | None = None, data_variance: np.ndarray | None = None,
+    proportion_scale: float | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Observed, exposure, crude rate (or the direct estimate), posterior summaries and flags for
     each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates).
 
     Laplace fits corrected locally pass each unit's `pareto_k` (the reliability of the
-    correction)."""
+    correction); `data_variance` is the variance the units' own data alone would give (count
+    models), from which the data share follows (`sae.reliability`)."""
     unit = tuple(name for name, c in draws.coords.items() if c.dims == ("unit",))
     if direct:
         table = direct_by_unit(inputs, draws, unit)
@@ -49,10 +51,13 @@ def unit_table(
     table = pd.concat([table, summarise_draws(draws, interval)], axis=1)
     if direct:  # posterior analogue of γ_d: the weight on the direct estimate
         table["shrinkage"] = table["sd"] ** 2 / table["direct_se"] ** 2
+        table["data_share"] = table["shrinkage"].clip(upper=1.0)
+    elif data_variance is not None:
+        table["data_share"] = np.clip(table["sd"].to_numpy() ** 2 / data_variance, 0.0, 1.0)
     table["has_data"] = table["exposure"] > 0
     if pareto_k is not None:
         table["pareto_k"] = pareto_k
-    return pd.concat([table, flag_estimates(table, flags, divergences)], axis=1)
+    return pd.concat([table, flag_estimates(table, flags, divergences, proportion_scale)], axis=1)
 
 
 def estimates_table(
@@ -97,8 +102,7 @@ def gap_table(
     )
     ref_flag = reference_flags.broadcast_like(target.isel(chain=0, draw=0, drop=True))
     ref_flag = pd.Series(ref_flag.stack(unit=("area", "group")).to_numpy())
-    gap_flags = flag_gaps(table["prob_higher"], target_flag, ref_flag, flag_spec,
-                          ratio_defined=table["ratio_median"].notna())  # fmt: skip
+    gap_flags = flag_gaps(table, target_flag, ref_flag, flag_spec, interval)
     return pd.concat([table, gap_flags], axis=1)[list(GAP_COLUMNS)]
 
 

@@ -189,8 +189,9 @@ CASES = [
     spec_case("misspelt section", "modle", 'family = "poisson"', r"unknown section\(s\) \['modle'\]"),
     spec_case("unknown family", "model", 'family = "poison"', "family = 'poison' is not known. Use one of: poisson"),
     spec_case("strata not a list", "data", "strata = 3", "strata = 3 must be a list of column names"),
-    spec_case("gap_clear above 1", "flags", "gap_clear = 1.5", "gap_clear = 1.5 is out of range"),
-    spec_case("caution stricter than unreliable", "flags", "rse_caution = 0.5", "caution thresholds must not be stricter"),
+    spec_case("gap_possible above 1", "flags", "gap_possible = 1.5", "gap_possible = 1.5 is out of range"),
+    spec_case("unknown rule set", "flags", 'rules = "cdc"', "rules = 'cdc' is not known. Use one of: nchs, quick2024, uscs"),
+    spec_case("caution stricter than unreliable", "flags", "rse_caution = 0.5", "caution threshold must not be stricter"),
     spec_case("categorical not a covariate", "data", 'categorical = ["smoking"]', "categorical names .*smoking.* not among the covariates"),
     spec_case("age stratum not a stratum", "output", 'age_stratum = "age"', "age_stratum = 'age' is not one of the strata"),
     spec_case("two exposures", "data", 'expected = "population"', "exactly one exposure column"),
@@ -239,10 +240,10 @@ CASES = [
          "covariate 'smoking' takes one value only"),  # fmt: skip
     Case("reference group in other case", lambda w: w.set_spec("output", 'reference_group = "b"'),
          "reference_group = 'b' is not among the groups .* Did you mean 'B'"),  # fmt: skip
-    Case("age band the standard cannot split",
-         lambda w: (w.cells.__setitem__("age", ["0-41", "42+"] * (len(w.cells) // 2)),
+    Case("overlapping age bands",
+         lambda w: (w.cells.__setitem__("age", ["0-44", "40+"] * (len(w.cells) // 2)),
                     w.set_spec("data", 'strata = ["age"]'), w.set_spec("output", 'age_stratum = "age"')),
-         "age band '0-41' cuts through the standard population"),  # fmt: skip
+         "age bands leave a gap or overlap before '40\\+'"),  # fmt: skip
     Case("standard population file missing",
          lambda w: (w.cells.__setitem__("age", ["0-39", "40+"] * (len(w.cells) // 2)),
                     w.set_spec("data", 'strata = ["age"]'), w.set_spec("output", 'age_stratum = "age"\nstandard_population = "std.csv"')),

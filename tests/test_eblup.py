@@ -11,6 +11,7 @@ import pytest
 from conftest import ROOT
 
 from sae.eblup import fay_herriot_eblup
+from sae.reliability import FLAGS
 
 MILK = ROOT / "benchmarks" / "milk_fay_herriot"
 
@@ -45,10 +46,9 @@ def test_shrinkage_is_the_weight_on_the_direct_estimate(milk):
     assert (table["mse"] < table["direct_var"]).all()  # the EBLUP improves on every direct estimate
     half = 1.959964 * np.sqrt(table["mse"])  # 95% normal interval
     assert (table["upper"] - table["eblup"]).to_numpy() == pytest.approx(half.to_numpy(), rel=1e-5)
-    assert (
-        set(table["flag"]) <= {"reliable", "caution", "unreliable"}
-        and table["flag_reason"].notna().all()
-    )
+    assert set(table["flag"]) <= set(FLAGS) and table["flag_reason"].notna().all()
+    # the data share is the weight on the direct estimate: below one half, model-driven
+    assert ((table["shrinkage"] < 0.5) == (table["flag"] == "model-driven")).all()
 
 
 def test_sigma2_at_zero_is_reported_not_hidden():

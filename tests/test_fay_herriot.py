@@ -140,3 +140,14 @@ def test_race_by_place_fay_herriot_with_logit_transform_and_gaps():
     assert covered.mean() >= 0.85
     gaps = fit.gaps("A")
     assert (gaps["ratio_median"] > 1).mean() > 0.9  # B's prevalence is higher everywhere
+
+
+def test_arcsine_variance_keeps_the_design_effect():
+    # issue #10: with a design effect of 2 the arcsine variance must be 1/(4 n/2), not 1/(4n);
+    # a prevalence of 0 takes the median design effect of the other cells
+    from sae.transforms import forward
+
+    p, n = np.array([0.2, 0.5, 0.0]), np.array([100.0, 400.0, 100.0])
+    variance = 2.0 * p * (1 - p) / n
+    _, psi = forward("arcsine", p, variance, n)
+    assert psi == pytest.approx(1.0 / (4.0 * n / 2.0))

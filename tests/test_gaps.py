@@ -45,36 +45,38 @@ def test_ratio_is_not_reported_where_the_reference_reaches_zero():
     assert table.loc[0, "ratio_median"] == pytest.approx(2.5)
     assert table.loc[1, ["ratio_median", "ratio_lower", "ratio_upper"]].isna().all()
     assert table.loc[1, "diff_mean"] == pytest.approx(0.125)  # the difference is still reported
-    flags = flag_gaps(table["prob_higher"], pd.Series(["reliable"] * 2), pd.Series(["reliable"] * 2),
-                      FlagSpec(), ratio_defined=table["ratio_median"].notna())  # fmt: skip
+    flags = flag_gaps(
+        table, pd.Series(["reliable"] * 2), pd.Series(["reliable"] * 2), FlagSpec(), 0.5
+    )
     assert "no rate ratio" in flags.loc[1, "flag_reason"]
     assert "no rate ratio" not in flags.loc[0, "flag_reason"]
 
 
-def gap_flag(prob, target="reliable", reference="reliable"):
-    result = flag_gaps(pd.Series([prob]), pd.Series([target]), pd.Series([reference]), FlagSpec())
-    return result.iloc[0]
+def gap_flag(prob, lower, upper, target="reliable", reference="reliable"):
+    table = pd.DataFrame({"ratio_median": [1.0], "ratio_lower": [lower], "ratio_upper": [upper],
+                          "diff_lower": [np.nan], "diff_upper": [np.nan], "prob_higher": [prob]})  # fmt: skip
+    return flag_gaps(table, pd.Series([target]), pd.Series([reference]), FlagSpec(), 0.95).iloc[0]
 
 
 @pytest.mark.parametrize(
-    ("prob", "expected"),
+    ("prob", "lower", "upper", "expected"),
     [
-        (0.95, "clear"),
-        (0.9499, "possible"),
-        (0.05, "clear"),
-        (0.0501, "possible"),
-        (0.80, "possible"),
-        (0.7999, "uncertain"),
-        (0.20, "possible"),
-        (0.5, "uncertain"),
+        (0.99, 1.01, 1.8, "clear"),  # the interval excludes 1
+        (0.97, 0.98, 2.05, "likely"),  # issue #10: P(higher) 0.97 with an interval through 1
+        (0.03, 0.5, 0.99, "clear"),
+        (0.80, 0.9, 1.5, "likely"),
+        (0.7999, 0.9, 1.5, "uncertain"),
+        (0.20, 0.7, 1.1, "likely"),
+        (0.5, 0.8, 1.2, "uncertain"),
     ],
 )
-def test_gap_flag_boundaries(prob, expected):
-    assert gap_flag(prob)["flag"] == expected
+def test_gap_word_never_contradicts_its_interval(prob, lower, upper, expected):
+    assert gap_flag(prob, lower, upper)["flag"] == expected
 
 
-def test_unreliable_side_makes_the_gap_unreliable_and_says_which():
-    result = gap_flag(0.99, reference="unreliable")
-    assert result["flag"] == "unreliable"
-    assert result["flag_reason"] == "the reference rate is unreliable; P(higher) = 0.99"
-    assert gap_flag(0.01, target="unreliable")["flag_reason"].startswith("the group's rate")
+def test_a_gap_is_flagged_by_its_own_uncertainty_and_names_weak_rates():
+    # a certain gap stays clear even when one rate is unreliable; the reason says so
+    result = gap_flag(0.999, 1.4, 2.5, reference="unreliable")
+    assert result["flag"] == "clear"
+    assert "the reference rate is unreliable" in result["flag_reason"]
+    assert "P(higher) = 0.999" in result["flag_reason"]

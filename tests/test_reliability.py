@@ -1,3 +1,4 @@
+import numpy as np
 import pandas as pd
 import pytest
 
@@ -8,6 +9,7 @@ from sae.spec import FlagSpec
 def table(**columns):
     base = {
         "mean": 100.0,
+        "median": 100.0,
         "sd": 5.0,
         "lower": 90.0,
         "upper": 110.0,
@@ -71,3 +73,62 @@ def test_reasons_accumulate_and_thresholds_are_configurable():
     result = flag(sd=35.0, observed=5)
     assert result["flag_reason"].count(";") == 1  # RSE and event count both reported
     assert flag(flags=FlagSpec(rse_unreliable=0.5), sd=35.0)["flag"] == "caution"
+
+
+def test_little_data_is_model_driven_whatever_the_interval():
+    # issue #10: 0 events in 500 people, the data carry ~2% of the information: a narrow interval
+    # from smoothing must not make it reliable
+    result = flag(observed=0, data_share=0.02)
+    assert result["flag"] == "model-driven"
+    assert "the data carry 2% of the information" in result["flag_reason"]
+    assert flag(data_share=0.6)["flag"] == "reliable"
+
+
+def test_data_only_variance_matches_a_hand_computation():
+    # one Poisson stratum: rate 10 per 1,000 in 500 people → 5 expected events,
+    # Var_data(θ) = θ² / 5 = 20 (per 1,000)²; two strata with shares ½: ¼ (20 + 20) = 10
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from sae.posterior import data_only_variance
+
+    rows = pd.DataFrame({"area": ["a", "a"], "exposure": [500.0, 500.0]})
+    grid = SimpleNamespace(
+        rows=rows, aggregation=lambda *a: (None, sp.csr_array([[0.5], [0.5]]))
+    )  # fmt: skip
+    variance = data_only_variance(
+        np.array([10.0, 10.0]), grid, ("area",), None, None, "poisson", 1000.0
+    )
+    assert variance == pytest.approx([10.0])
+
+
+def test_rse_uses_the_size_of_a_negative_mean():
+    # identity-scale Fay–Herriot estimates can be negative: RSE = sd / |mean|
+    assert flag(mean=-5.0, sd=3.0, lower=-11.0, upper=1.0)["flag"] == "unreliable"
+
+
+@pytest.mark.parametrize(
+    ("mean", "sd", "lower", "upper", "expected"),
+    [
+        (0.40, 0.02, 0.36, 0.44, "reliable"),  # n_eff 600, width 0.08, relative 20%
+        (0.40, 0.10, 0.22, 0.60, "unreliable"),  # n_eff 24 < 30
+        (0.50, 0.05, 0.34, 0.66, "unreliable"),  # width 0.32 ≥ 0.30
+        (0.05, 0.02, 0.02, 0.10, "unreliable"),  # width 0.08 > 0.05 and relative 160% > 130%
+        (0.95, 0.02, 0.90, 0.98, "unreliable"),  # the same judged on 1 − p: symmetric
+    ],
+)
+def test_proportions_follow_parker_2017(mean, sd, lower, upper, expected):
+    table_ = table(mean=100 * mean, median=100 * mean, sd=100 * sd, lower=100 * lower,
+                   upper=100 * upper)  # fmt: skip
+    result = flag_estimates(table_, DEFAULT_FLAGS, 0, proportion_scale=100.0).iloc[0]
+    assert result["flag"] == expected, result["flag_reason"]
+
+
+def test_rule_sets_quick2024_and_uscs():
+    quick = FlagSpec(rules="quick2024")
+    assert flag(flags=quick, median=100.0, lower=60.0, upper=140.0)["flag"] == "reliable"
+    assert flag(flags=quick, median=100.0, lower=40.0, upper=141.0)["flag"] == "unreliable"
+    uscs = FlagSpec(rules="uscs")
+    assert flag(flags=uscs, observed=15)["flag"] == "unreliable"
+    assert flag(flags=uscs, observed=16)["flag"] == "reliable"

@@ -28,9 +28,17 @@ def test_pennsylvania_bands_sum_the_2000_standard():
     assert weights["70+"] == pytest.approx((31_773 + 26_999 + 17_842 + 15_508) / 1e6, abs=1e-6)
 
 
-def test_bands_that_cut_standard_groups_or_leave_gaps_are_errors():
-    with pytest.raises(SaeInputError, match="cuts through the standard population"):
-        standard_weights(["Under.42", "42+"])
+def test_adult_bands_truncate_and_renormalise_the_standard():
+    # issue #10: 18+ bands. By hand from the 2000 standard million: 18-44 = 2/5 of 15-19 (72,169)
+    # + 20-24 ... 40-44 = 393,531.6; all 18+ = 1e6 − 258,001.4 = 741,998.6; share 0.530367
+    weights = standard_weights(["18-44", "45-64", "65+"])
+    assert weights.sum() == pytest.approx(1.0)
+    assert weights["18-44"] == pytest.approx(393_531.6 / 741_998.6, abs=1e-6)
+    closed = standard_weights(["40-64"])  # a single closed band: everything in it
+    assert closed["40-64"] == pytest.approx(1.0)
+
+
+def test_bands_that_leave_gaps_are_errors():
     with pytest.raises(SaeInputError, match="gap or overlap before '60-69'"):
         standard_weights(["Under.40", "40-49", "60-69", "70+"])
     with pytest.raises(SaeInputError, match="not an age range"):
