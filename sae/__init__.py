@@ -12,7 +12,8 @@ from importlib import metadata
 from sae.diagnostics import ConvergenceWarning
 from sae.errors import SaeError, SaeInputError, SaeOutputError
 from sae.fit import Fit, fit, load
-from sae.spec import Spec, load_spec, spec_from_dict
+from sae.spec import Spec
+from sae.spec_file import load_spec, spec_from_dict
 
 try:
     __version__ = metadata.version("sae")

@@ -129,7 +129,7 @@ def build_graph(
             'spatial part to estimate. Use spatial = "none" (and group_effects "iid" or "none"), or '
             "give neighbours ([graph] edges, or polygons that touch)."
         )
-    if spec.graph.islands == "connect" and graph.islands:
+    if spec.graph.islands == "connect" and graph.n_components > 1:
         if polygons is None:
             raise SaeInputError(
                 f'{edges_path}: islands = "connect" needs polygons to find the nearest area. '

@@ -27,7 +27,8 @@ from sae.gaps import ALL_GROUPS, quantiles
 from sae.inference import infer
 from sae.inputs import Inputs, load_inputs
 from sae.posterior import CELL
-from sae.spec import Spec, load_spec
+from sae.spec import Spec
+from sae.spec_file import load_spec
 
 RATE_BASIS = {False: "crude mix", True: "age-adjusted"}
 

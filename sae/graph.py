@@ -164,18 +164,25 @@ def graph_from_polygons(areas, id_column: str, contiguity: str, where: str) -> A
 
 
 def connect_islands(graph: AreaGraph, centroids: np.ndarray) -> AreaGraph:
-    """Link every island to its nearest non-island area (by centroid distance).
+    """Link every component other than the largest (single islands, and island chains such as
+    an archipelago of two or three areas) to the nearest area outside it, until the graph is
+    connected. `centroids` is an (n_areas, 2) array of planar coordinates, in graph order."""
+    from scipy.spatial import cKDTree
 
-    `centroids` is an (n_areas, 2) array in a projected CRS, in graph order.
-    """
-    islands = np.flatnonzero(graph.is_island)
-    if len(islands) == 0 or len(islands) == graph.n_areas:
-        return graph
-    others = np.flatnonzero(~graph.is_island)
-    added = []
-    for island in islands:
-        distance = np.hypot(*(centroids[others] - centroids[island]).T)
-        added.append(sorted((int(island), int(others[np.argmin(distance)]))))
-    edges = np.unique(np.vstack([graph.edges, np.array(added)]), axis=0)
-    names = tuple((graph.ids[i], graph.ids[j]) for i, j in added)
-    return AreaGraph(ids=graph.ids, edges=edges, added_edges=names)
+    added: list[tuple[int, int]] = []
+    current = graph
+    while current.n_components > 1:
+        labels = current.component
+        largest = np.bincount(labels).argmax()
+        for component in np.unique(labels):
+            if component == largest:
+                continue
+            inside = np.flatnonzero(labels == component)
+            outside = np.flatnonzero(labels != component)
+            distance, nearest = cKDTree(centroids[outside]).query(centroids[inside])
+            best = int(np.argmin(distance))
+            added.append(tuple(sorted((int(inside[best]), int(outside[nearest[best]])))))
+        edges = np.unique(np.vstack([graph.edges, np.array(added)]), axis=0)
+        current = AreaGraph(ids=graph.ids, edges=edges)
+    names = tuple((graph.ids[i], graph.ids[j]) for i, j in dict.fromkeys(added))
+    return AreaGraph(ids=graph.ids, edges=current.edges, added_edges=names)

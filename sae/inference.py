@@ -23,7 +23,7 @@ def infer(
 ) -> tuple[az.InferenceData, Diagnostics, dict[str, float]]:
     """Run the spec's method ([sampler] method); the draws record which method made them."""
     if spec.sampler.method == "laplace":
-        from sae.laplace import run_laplace as method
+        from sae.laplace_method import run_laplace as method
     else:
         from sae.nuts import run_nuts as method
     idata, diagnostics, seconds = method(spec, design, graph, spec.family, progress)

@@ -32,7 +32,7 @@ from sae.errors import SaeInputError
 from sae.graph import AreaGraph
 from sae.inputs import Inputs
 from sae.provenance import provenance
-from sae.spec import spec_from_dict, spec_to_toml
+from sae.spec_file import spec_from_dict, spec_to_toml
 
 
 def write_core(fit, directory: Path) -> None:

@@ -11,7 +11,7 @@ import sae
 from sae.eblup import fay_herriot_eblup
 from sae.errors import SaeInputError
 from sae.inputs import load_inputs
-from sae.spec import spec_from_dict
+from sae.spec_file import spec_from_dict
 
 MILK = ROOT / "benchmarks" / "milk_fay_herriot"
 

@@ -81,3 +81,13 @@ def test_pairs_with_unknown_area_or_self_loop_are_errors():
         graph_from_pairs(["a", "b"], [("a", "z")], "edges.csv")
     with pytest.raises(SaeInputError, match="own neighbour: a"):
         graph_from_pairs(["a", "b"], [("a", "a")], "edges.csv")
+
+
+def test_connect_links_island_chains_too():
+    # issue #10: an archipelago of two areas (a separate component, not singletons) is linked
+    ids = ["a", "b", "c", "d", "e"]
+    graph = graph_from_pairs(ids, [("a", "b"), ("b", "c"), ("d", "e")], "edges.csv")
+    centroids = np.array([[0, 0], [1, 0], [2, 0], [5, 0], [6, 0]], dtype=float)
+    linked = connect_islands(graph, centroids)
+    assert graph.islands == () and graph.n_components == 2  # no singleton at all
+    assert linked.n_components == 1 and linked.added_edges == (("c", "d"),)

@@ -7,7 +7,7 @@ from shapely.geometry import Polygon
 
 from sae.errors import SaeInputError
 from sae.inputs import load_inputs
-from sae.spec import spec_from_dict
+from sae.spec_file import spec_from_dict
 
 SPEC = {
     "data": {"area_id": "area", "group": "group", "count": "cases", "population": "population"},

@@ -16,7 +16,7 @@ from sae.inputs import load_inputs
 from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
 from sae.latent import latent_model
 from sae.sparse_cholesky import SparseCholesky
-from sae.spec import spec_from_dict
+from sae.spec_file import spec_from_dict
 
 
 def survey_model(spatial: str, island: bool = True):
@@ -142,7 +142,7 @@ def synthetic_fit(method: str, family: str = "poisson", group_effects: str = "ii
 )
 def test_laplace_agrees_with_nuts_on_cells_and_gaps(family, group_effects, correction, monkeypatch):
     if correction == "local":  # as on large maps, where the joint weights degenerate
-        monkeypatch.setattr("sae.laplace.CORRECTION_MIN_ESS", 2.0)
+        monkeypatch.setattr("sae.laplace_method.CORRECTION_MIN_ESS", 2.0)
     laplace = synthetic_fit("laplace", family, group_effects)
     nuts = synthetic_fit("nuts", family, group_effects)
     assert laplace.diagnostics.correction == correction

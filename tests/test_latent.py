@@ -10,7 +10,7 @@ from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.latent import latent_model
 from sae.nuts import build
-from sae.spec import spec_from_dict
+from sae.spec_file import spec_from_dict
 
 BASE = {"data": {"area_id": "area", "group": "group", "count": "cases", "population": "population"}}
 

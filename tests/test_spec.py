@@ -4,7 +4,7 @@ import pytest
 from conftest import ROOT
 
 import sae
-from sae.spec import load_spec, spec_from_dict, spec_to_toml
+from sae.spec_file import load_spec, spec_from_dict, spec_to_toml
 
 COUNTS = {"data": {"count": "y", "population": "n"}}
 

@@ -1,0 +1,186 @@
+"""The Laplace method: a sparse Laplace approximation of the latent field (`sae.laplace`),
+integrated over the hyperparameters by importance sampling (`sae.hyperparameter_integration`),
+checked against the exact posterior and corrected on every fit.
+
+Draws of x come from the Gaussian approximation at each integration point, in proportion to its
+weight. Their log importance weights against the exact posterior, Σ_r [ℓ_r(η_r) − ℓ̃_r(η_r)],
+give the correction (`Correction`): jointly when they are reliable and keep enough draws, else
+area by area over each area's neighbourhood. Where even that is unreliable (Pareto k̂ > 0.7),
+the area's numbers are flagged and NUTS is the method to use for them.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+import arviz as az
+import numpy as np
+import scipy.sparse as sp
+import xarray as xr
+
+from sae.design import Design
+from sae.diagnostics import PARETO_K_LIMIT, Diagnostics
+from sae.family import Family
+from sae.graph import AreaGraph
+from sae.hyperparameter_integration import (
+    automatic_points,
+    integration_points,
+    theta_hessian,
+    theta_mode,
+)
+from sae.laplace import LaplaceEngine, Mode, draw_latent, row_log_weights
+from sae.latent import LatentModel, latent_model
+from sae.spec import Spec
+
+DRAW_BATCH = 250
+NEGLIGIBLE_WEIGHT_SD = 0.1  # log weights varying less than this cannot move a number noticeably
+CORRECTION_MIN_ESS = 0.25  # share of the draws a joint reweighting must keep
+
+
+def run_laplace(
+    spec: Spec, design: Design, graph: AreaGraph, family: Family, progress: bool
+) -> tuple[az.InferenceData, Diagnostics, dict[str, float]]:
+    """The Laplace method end to end: draws in the common form, diagnostics, timings."""
+    clock = time.perf_counter()
+    seconds = {}
+    model = latent_model(spec, design, graph, family)
+    engine = LaplaceEngine(model)
+    start = np.array([h.unconstrained(0.5) for h in model.hyperparameters])
+    mode, at_mode = theta_mode(engine, start)
+    hessian = theta_hessian(engine, mode, at_mode)
+    seconds["mode"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    rng = np.random.default_rng(spec.sampler.seed)
+    points = spec.sampler.integration_points or automatic_points(len(mode))
+    modes, weights, theta_k = integration_points(engine, mode, hessian, points, spec.sampler.seed)
+    seconds["integration"] = time.perf_counter() - clock
+    clock = time.perf_counter()
+    total = spec.sampler.draws * spec.sampler.chains
+    counts = rng.multinomial(total, weights / weights.sum())
+    draws, row_weights = sample_mixture(model, modes, counts, rng)
+    correction = correct(row_weights, design, graph, rng)
+    seconds["draws"] = time.perf_counter() - clock
+    if correction.order is not None:
+        draws = {name: np.take(values, correction.order, axis=0) for name, values in draws.items()}
+    posterior = common_posterior(draws, model, design, graph)
+    check = xr.Dataset(
+        {"draw_index": (("draw", "area"), correction.area_order),
+         "pareto_k": ("area", correction.area_pareto_k)},
+        coords={"area": list(graph.ids)},
+    )  # fmt: skip
+    diagnostics = Diagnostics(
+        method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=points,
+        latent_pareto_k=correction.joint_pareto_k, latent_ess=correction.joint_ess,
+        areas_off=int((correction.area_pareto_k > PARETO_K_LIMIT).sum()),
+        correction="joint" if correction.order is not None else "local",
+        hyperparameters={h.label: {"mode": float(h.natural(mode[k])),
+                                   "sd_unconstrained": float(np.sqrt(np.linalg.inv(hessian)[k, k]))}
+                         for k, h in enumerate(model.hyperparameters)},
+    )  # fmt: skip
+    seconds["evaluations"] = engine.evaluations
+    return az.InferenceData(posterior=posterior, laplace_check=check), diagnostics, seconds
+
+
+@dataclass
+class Correction:
+    """How the Gaussian draws are corrected towards the exact posterior.
+
+    joint: when the importance weights of the whole field are reliable (k̂ < 0.7) and keep at
+    least a quarter of the draws (ESS), the draws are resampled by them (`order`). Otherwise,
+    local: each area's numbers are resampled by the weights of the rows of its neighbourhood (the
+    area and the areas that touch it), which stay reliable in any dimension. `area_order` holds,
+    per area, the draws its numbers use (draws × areas; the identity where no correction is
+    needed, or where it is unreliable, which `area_pareto_k` > 0.7 records).
+    """
+
+    order: np.ndarray | None
+    area_order: np.ndarray
+    area_pareto_k: np.ndarray
+    joint_pareto_k: float
+    joint_ess: float
+
+
+def correct(row_weights: np.ndarray, design: Design, graph: AreaGraph, rng) -> Correction:
+    """Joint or local importance correction of the draws (see `Correction`)."""
+    total = len(row_weights)
+    joint = row_weights.sum(axis=1, dtype=float)
+    smoothed, joint_k = az.psislw(joint - joint.max())
+    weights = np.exp(smoothed)
+    ess = float(weights.sum() ** 2 / (weights**2).sum())
+    area_k = np.zeros(graph.n_areas)
+    area_order = np.repeat(np.arange(total, dtype=np.int32)[:, None], graph.n_areas, axis=1)
+    if joint_k < PARETO_K_LIMIT and ess >= CORRECTION_MIN_ESS * total:
+        return Correction(resample(weights, rng), area_order, area_k, float(joint_k), ess)
+    rows_of_area = sp.csr_array(
+        (np.ones(len(design.area)), (design.area, np.arange(len(design.area)))),
+        shape=(graph.n_areas, len(design.area)),
+    )
+    neighbourhood = sp.csr_array((sp.eye_array(graph.n_areas) + graph.adjacency) > 0, dtype=float)
+    area_log = row_weights @ sp.csr_array(neighbourhood @ rows_of_area).T.astype(np.float32)
+    for area in np.flatnonzero(area_log.std(axis=0) > NEGLIGIBLE_WEIGHT_SD):
+        log_weights, k_hat = az.psislw(area_log[:, area] - area_log[:, area].max())
+        area_k[area] = k_hat
+        if k_hat <= PARETO_K_LIMIT:
+            area_order[:, area] = resample(np.exp(log_weights), rng)
+    return Correction(None, area_order, area_k, float(joint_k), ess)
+
+
+def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rng):
+    """Draws of the linear predictor's parts and of θ from the mixture over the points, with each
+    draw's per-row log weights against the exact posterior (float32: they feed k̂ and weights)."""
+    total, filled = int(counts.sum()), 0
+    parts: dict[str, np.ndarray] = {}
+    weights = np.empty((total, len(model.design.area)), dtype=np.float32)
+    for mode, count in zip(modes, counts, strict=True):
+        for start in range(0, count, DRAW_BATCH):
+            size = min(DRAW_BATCH, count - start)
+            x = draw_latent(model, mode, size, rng)
+            theta = np.tile(model.natural(mode.t), (size, 1))
+            for name, value in {**model.effects(x, theta), "theta": theta}.items():
+                if name not in parts:
+                    parts[name] = np.empty((total, *value.shape[1:]))
+                parts[name][filled : filled + size] = value
+            weights[filled : filled + size] = row_log_weights(model, mode, x)
+            filled += size
+    return parts, weights
+
+
+def resample(weights: np.ndarray, rng) -> np.ndarray:
+    """Systematic resampling: indices of len(weights) draws with probabilities ∝ weights."""
+    n = len(weights)
+    positions = (rng.uniform() + np.arange(n)) / n
+    return np.minimum(np.searchsorted(np.cumsum(weights / weights.sum()), positions), n - 1)
+
+
+def common_posterior(
+    draws: dict, model: LatentModel, design: Design, graph: AreaGraph
+) -> xr.Dataset:
+    """The draws as every method returns them (`sae.posterior`), one chain."""
+
+    def one_chain(values):
+        return values[None, ...]
+
+    intercept, beta = design.reported_coefficients(draws["intercept_std"], draws["beta_std"])
+    values = {
+        "intercept_std": (("chain", "draw"), one_chain(draws["intercept_std"])),
+        "beta_std": (("chain", "draw", "term"), one_chain(draws["beta_std"])),
+        "intercept": (("chain", "draw"), one_chain(intercept)),
+        "beta": (("chain", "draw", "term"), one_chain(beta)),
+        "group_effect": (("chain", "draw", "group"), one_chain(draws["group_effect"])),
+        "area_effect": (("chain", "draw", "area"), one_chain(draws["area_effect"])),
+    }  # fmt: skip
+    if "group_area_effect" in draws:
+        values["group_area_effect"] = (("chain", "draw", "group", "area"),
+                                       one_chain(draws["group_area_effect"]))  # fmt: skip
+    for name in dict.fromkeys(h.name for h in model.hyperparameters):
+        columns = [k for k, h in enumerate(model.hyperparameters) if h.name == name]
+        theta = draws["theta"][:, columns]
+        if model.hyperparameters[columns[0]].group is None:
+            values[name] = (("chain", "draw"), one_chain(theta[:, 0]))
+        else:
+            values[name] = (("chain", "draw", "group"), one_chain(theta))
+    return xr.Dataset(values).assign_coords(
+        chain=[0], draw=np.arange(len(draws["theta"])), group=list(design.groups),
+        area=list(graph.ids), term=list(design.terms),
+    )  # fmt: skip
