@@ -50,6 +50,9 @@ def parser() -> argparse.ArgumentParser:
         "--out", type=Path, help="also write the results table (Markdown) to this file"
     )
     validate.add_argument(
+        "--method", choices=("nuts", "laplace"), default="nuts", help="inference method of the fits"
+    )
+    validate.add_argument(
         "--source-tree", type=Path,
         help="a sae source tree with models/ and benchmarks/ (default: the one holding the package)",
     )  # fmt: skip
@@ -157,7 +160,9 @@ def run_validate(args: argparse.Namespace) -> int:
     from sae.staging import staged_file
     from sae.validate import results_markdown, results_table, run_validation
 
-    table = results_table(run_validation(quick=args.quick, tree=args.source_tree))
+    table = results_table(
+        run_validation(quick=args.quick, tree=args.source_tree, method=args.method)
+    )
     shown = table.drop(columns=["source"])
     print(shown.to_string(index=False, float_format=lambda v: f"{v:.6g}"))
     failed = int((table["result"] != "pass").sum())
@@ -165,7 +170,7 @@ def run_validate(args: argparse.Namespace) -> int:
     if args.out is not None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         with staged_file(args.out) as temporary:
-            temporary.write_text(results_markdown(table, args.quick), encoding="utf-8")
+            temporary.write_text(results_markdown(table, args.quick, args.method), encoding="utf-8")
         print(f"table written to {args.out}")
     return 1 if failed else 0
 

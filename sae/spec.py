@@ -76,7 +76,7 @@ class SamplerSpec:
     """How the posterior is computed: `method` nuts (MCMC; `backend` nutpie or pymc) or laplace
     (`sae.laplace`). A given seed gives the same numbers."""
 
-    method: str = "nuts"
+    method: str = "laplace"
     backend: str = "nutpie"
     chains: int = 4
     draws: int = 1000

@@ -124,12 +124,13 @@ def mcmc_check(
     )
 
 
-def fitted(tree: Path, spec_name: str, progress: bool):
+def fitted(tree: Path, spec_name: str, progress: bool, method: str):
     import sae
 
+    spec = sae.load_spec(tree / "models" / spec_name).replace(sampler={"method": method})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        return sae.fit(tree / "models" / spec_name, progress=progress)
+        return sae.fit(spec, progress=progress)
 
 
 def variable(fit, name) -> tuple[np.ndarray, float]:
@@ -137,8 +138,8 @@ def variable(fit, name) -> tuple[np.ndarray, float]:
     return draws, float(az.ess(fit.idata, var_names=[name])[name].to_numpy().min())
 
 
-def scotland_checks(tree: Path, progress: bool) -> list[Check]:
-    fit = fitted(tree, "scotland_lip_bym2.toml", progress)
+def scotland_checks(tree: Path, progress: bool, method: str) -> list[Check]:
+    fit = fitted(tree, "scotland_lip_bym2.toml", progress, method)
     path = tree / "benchmarks" / "scotland_lip" / "reference_results_stan_case_study.csv"
     table = pd.read_csv(path, dtype={"mean": str})
     stan = table[table["model"].str.startswith("BYM2, bym2")].set_index("parameter")
@@ -173,8 +174,8 @@ NYC_REFERENCE = pd.DataFrame(
 )  # from benchmarks/nyc_pedestrian/README.md (Stan case study, bym2_offset_only.stan)
 
 
-def nyc_checks(tree: Path, progress: bool) -> list[Check]:
-    fit = fitted(tree, "nyc_pedestrian_bym2.toml", progress)
+def nyc_checks(tree: Path, progress: bool, method: str) -> list[Check]:
+    fit = fitted(tree, "nyc_pedestrian_bym2.toml", progress, method)
     return [
         mcmc_check("NYC pedestrian injuries", f"BYM2 {label}", *variable(fit, ours), NYC_REFERENCE.loc[theirs], STAN)
         for label, ours, theirs in (("β0", "intercept", "beta0"), ("ρ", "area_rho", "rho"), ("σ", "area_sigma", "sigma"))
@@ -193,10 +194,13 @@ def source_tree(tree: Path | None) -> Path:
     return tree
 
 
-def run_validation(quick: bool, progress: bool = False, tree: Path | None = None) -> list[Check]:
+def run_validation(
+    quick: bool, progress: bool = False, tree: Path | None = None, method: str = "nuts"
+) -> list[Check]:
+    """Every check, the model fits made with `method` (nuts or laplace)."""
     tree = source_tree(tree)
-    checks = scaling_checks(tree) + milk_checks(tree) + scotland_checks(tree, progress)
-    return checks if quick else checks + nyc_checks(tree, progress)
+    checks = scaling_checks(tree) + milk_checks(tree) + scotland_checks(tree, progress, method)
+    return checks if quick else checks + nyc_checks(tree, progress, method)
 
 
 def results_table(checks: list[Check]) -> pd.DataFrame:
@@ -207,7 +211,7 @@ def results_table(checks: list[Check]) -> pd.DataFrame:
     )  # fmt: skip
 
 
-def results_markdown(table: pd.DataFrame, quick: bool) -> str:
+def results_markdown(table: pd.DataFrame, quick: bool, method: str = "nuts") -> str:
     header = "| " + " | ".join(table.columns) + " |\n|" + "---|" * len(table.columns)
     rows = [
         "| " + " | ".join(format_cell(v) for v in row) + " |"
@@ -218,7 +222,7 @@ def results_markdown(table: pd.DataFrame, quick: bool) -> str:
     )
     passed = (table["result"] == "pass").sum()
     return (
-        f"# sae validate{' --quick' if quick else ''}\n\n{passed} of {len(table)} checks pass. "
+        f"# sae validate{' --quick' if quick else ''} --method {method}\n\n{passed} of {len(table)} checks pass. "
         f"Run {datetime.date.today().isoformat()} on {machine()}, "
         f"Python {platform.python_version()}; {packages}.\nTolerance: {EXACT:g} for deterministic results; for MCMC "
         f"summaries {MC_FACTOR} combined Monte Carlo standard errors plus half a unit in the last "

@@ -1,10 +1,14 @@
-"""Speed benchmark: wall time (prepare, compile, sample), min bulk ESS per second, R-hat,
-divergences and peak memory, for four problems from 56 to 15,535 cells.
+"""Speed benchmark: both inference methods side by side on each problem.
 
-    .venv/bin/python benchmarks/speed/run.py                 # all cases, writes RESULTS.md
-    .venv/bin/python benchmarks/speed/run.py --case grid60   # one case, prints JSON
+For each case and method, in its own process: the wall time of `sae.fit` in a warm Python process
+(a first fit warms imports and compilation caches, then the timed fit; everything `sae.fit` does is
+included and `fit.seconds` splits it), the wall time of the tables (estimates and, with groups, gaps)
+on top, the CLI's wall time for `sae fit` in a fresh process (CLI cases only), peak memory, and the
+quality figures of each method (NUTS: min bulk ESS, σ/ρ ESS, R-hat, divergences; Laplace: the
+importance-sampling k̂ and the correction).
 
-Each case runs in its own process so its peak memory is its own. Simulated data use fixed seeds.
+    .venv/bin/python benchmarks/speed/run.py                                  # all, writes RESULTS.md
+    .venv/bin/python benchmarks/speed/run.py --case grid60 --method laplace   # one, JSON on stdout
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import platform
 import resource
 import subprocess
 import sys
+import time
 import warnings
 from pathlib import Path
 
@@ -24,10 +29,14 @@ import pandas as pd
 from shapely.geometry import box
 
 import sae
+import sae.provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CASES = ("scotland", "nc_sids", "grid60", "us_counties_5groups")
+CASES = ("scotland", "nc_sids", "nyc", "grid60", "us_counties_5groups")
+METHODS = ("laplace", "nuts")
+SPEC_FILES = {"scotland": "scotland_lip_bym2.toml", "nc_sids": "nc_sids_bym2.toml",
+              "nyc": "nyc_pedestrian_bym2.toml"}  # fmt: skip
 
 
 def grid60() -> tuple[sae.Spec, pd.DataFrame, gpd.GeoDataFrame]:
@@ -108,74 +117,79 @@ def us_counties_5groups() -> tuple[sae.Spec, pd.DataFrame, gpd.GeoDataFrame]:
 
 
 def problem(case: str):
-    if case == "scotland":
-        return sae.load_spec(ROOT / "models" / "scotland_lip_bym2.toml"), None, None
-    if case == "nc_sids":
-        return sae.load_spec(ROOT / "models" / "nc_sids_bym2.toml"), None, None
+    if case in SPEC_FILES:
+        return sae.load_spec(ROOT / "models" / SPEC_FILES[case]), None, None
     return {"grid60": grid60, "us_counties_5groups": us_counties_5groups}[case]()
 
 
-def run_case(case: str, draws: int, tune: int, low_rank: bool) -> dict:
-    spec, cells, areas = problem(case)
-    spec = spec.replace(
-        sampler={
-            "draws": draws,
-            "tune": tune,
-            "chains": 4,
-            "seed": 1,
-            "low_rank_mass_matrix": low_rank,
-        }
-    )
+def timed_fit(spec, cells, areas):
+    start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
+    return fit, time.perf_counter() - start
+
+
+def run_case(case: str, method: str, draws: int, tune: int) -> dict:
+    spec, cells, areas = problem(case)
+    spec = spec.replace(
+        sampler={"method": method, "draws": draws, "tune": tune, "chains": 4, "seed": 1}
+    )
+    timed_fit(spec, cells, areas)  # warm: imports, numba/pytensor caches
+    fit, fit_seconds = timed_fit(spec, cells, areas)
+    start = time.perf_counter()
+    fit.estimates()
+    if len(fit.design.groups) > 1:
+        fit.gaps()
+    table_seconds = time.perf_counter() - start
     d = fit.diagnostics
     graph = fit.inputs.graph.summary()
-    hyper = d["hyperparameters"]
-    return {
-        "case": case,
-        "areas": graph["n_areas"],
-        "edges": graph["n_edges"],
-        "cells": len(fit.design.grid.cells),
-        "chains_x_draws": f"{d['chains']} x {d['draws']} (+{tune} tune)",
-        "low_rank_mass_matrix": low_rank,
-        **{f"{k}_s": round(v, 1) for k, v in fit.seconds.items()},
-        "total_s": round(sum(fit.seconds.values()), 1),
-        "min_ess_bulk": round(d["min_ess_bulk"]),
-        "min_ess_bulk_per_s": round(d["min_ess_bulk"] / fit.seconds["sample"], 1),
-        "sigma_rho_ess_bulk": {k: round(v["ess_bulk"]) for k, v in hyper.items()},
-        "max_rhat": round(d["max_rhat"], 4),
-        "divergences": d["divergences"],
+    result = {
+        "case": case, "method": method, "areas": graph["n_areas"], "edges": graph["n_edges"],
+        "cells": len(fit.design.grid.rows), "draws": f"{d.chains} x {d.draws}",
+        "fit_s": round(fit_seconds, 2), "tables_s": round(table_seconds, 2),
+        **{f"{k}_s": round(v, 2) for k, v in fit.seconds.items() if k != "evaluations"},
         "peak_memory_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-    }
+        "quality": d.summary_line(),
+    }  # fmt: skip
+    if method == "nuts":
+        result["min_ess_bulk_per_s"] = round(d.min_ess_bulk / fit_seconds, 1)
+        result["sigma_rho_ess_bulk"] = {
+            k: round(v["ess_bulk"]) for k, v in d.hyperparameters.items()
+        }
+    if case in SPEC_FILES:
+        result["cli_s"] = cli_seconds(case, method, draws, tune)
+    return result
+
+
+def cli_seconds(case: str, method: str, draws: int, tune: int) -> float:
+    """`sae fit` in a fresh process, tables written, no maps."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as folder:
+        command = [sys.executable, "-m", "sae.cli", "fit", str(ROOT / "models" / SPEC_FILES[case]),
+                   "--out", str(Path(folder) / "out"), "--quiet", "--method", method,
+                   "--draws", str(draws), "--tune", str(tune)]  # fmt: skip
+        start = time.perf_counter()
+        subprocess.run(command, capture_output=True, check=True)
+        return round(time.perf_counter() - start, 1)
 
 
 def write_results(results: list[dict], path: Path) -> None:
-    columns = [
-        "case",
-        "areas",
-        "edges",
-        "cells",
-        "chains_x_draws",
-        "low_rank_mass_matrix",
-        "prepare_s",
-        "compile_s",
-        "sample_s",
-        "total_s",
-        "min_ess_bulk",
-        "min_ess_bulk_per_s",
-        "sigma_rho_ess_bulk",
-        "max_rhat",
-        "divergences",
-        "peak_memory_mb",
-    ]
+    columns = ["case", "method", "areas", "edges", "cells", "draws", "fit_s", "tables_s", "cli_s",
+               "peak_memory_mb", "prepare_s", "build_s", "compile_s", "sample_s", "diagnostics_s",
+               "mode_s", "integration_s", "draws_s", "min_ess_bulk_per_s", "quality"]  # fmt: skip
     lines = [
-        "# Speed benchmark",
+        "# Speed benchmark: Laplace and NUTS side by side",
         "",
-        f"Machine: {sae.store.machine()}, Python {platform.python_version()}. Packages: "
-        + ", ".join(f"{p} {sae.store.package_version(p)}" for p in ("pymc", "nutpie", "numpy")),
+        f"Machine: {sae.provenance.machine()}, Python {platform.python_version()}. Packages: "
+        + ", ".join(
+            f"{p} {sae.provenance.package_version(p)}"
+            for p in ("pymc", "nutpie", "numpy", "sksparse-minimal")
+        ),  # fmt: skip
         "",
-        "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`.",
+        "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`. `fit_s`: `sae.fit` in a warm "
+        "process; `tables_s`: estimates and gaps on top; `cli_s`: `sae fit` in a fresh process.",
         "",
         "| " + " | ".join(columns) + " |",
         "|" + "---|" * len(columns),
@@ -188,30 +202,22 @@ def write_results(results: list[dict], path: Path) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--case", choices=CASES)
+    parser.add_argument("--method", choices=METHODS)
     parser.add_argument("--draws", type=int, default=1000)
     parser.add_argument("--tune", type=int, default=1000)
-    parser.add_argument("--low-rank", action="store_true")
     args = parser.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.draws, args.tune, args.low_rank)))
+        print(json.dumps(run_case(args.case, args.method or "laplace", args.draws, args.tune)))
         return
     results = []
     for case in CASES:
-        command = [
-            sys.executable,
-            __file__,
-            "--case",
-            case,
-            "--draws",
-            str(args.draws),
-            "--tune",
-            str(args.tune),
-        ]
-        command += ["--low-rank"] if args.low_rank else []
-        out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
-        results.append(json.loads(out.strip().splitlines()[-1]))
-        print(results[-1], flush=True)
-        (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
+        for method in METHODS:
+            command = [sys.executable, __file__, "--case", case, "--method", method,
+                       "--draws", str(args.draws), "--tune", str(args.tune)]  # fmt: skip
+            out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
+            results.append(json.loads(out.strip().splitlines()[-1]))
+            print(results[-1], flush=True)
+            (HERE / "results.json").write_text(json.dumps(results, indent=2) + "\n")
     write_results(results, HERE / "RESULTS.md")
 
 
