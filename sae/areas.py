@@ -22,7 +22,7 @@ def read_areas(
     description of where they came from."""
     if isinstance(areas, gpd.GeoDataFrame):
         source = "the areas GeoDataFrame"
-        return validate_areas(areas.copy(), spec.data.area_id, source), source
+        return check_areas(areas.copy(), spec.data.area_id, source), source
     if areas is not None and not isinstance(areas, str | Path):
         raise SaeInputError(
             f"areas= must be a geopandas GeoDataFrame (polygons with an id column) or the path of a "
@@ -33,7 +33,7 @@ def read_areas(
     if path is None:
         return None, "no polygons"
     polygons = read_polygons(path, spec.data.areas_layer)
-    return validate_areas(polygons, spec.data.area_id, str(path)), str(path)
+    return check_areas(polygons, spec.data.area_id, str(path)), str(path)
 
 
 def read_polygons(path: Path, layer: str | None) -> gpd.GeoDataFrame:
@@ -57,7 +57,7 @@ def read_polygons(path: Path, layer: str | None) -> gpd.GeoDataFrame:
     return gpd.read_file(path, layer=layer)
 
 
-def validate_areas(areas: gpd.GeoDataFrame, id_column: str, source: str) -> gpd.GeoDataFrame:
+def check_areas(areas: gpd.GeoDataFrame, id_column: str, source: str) -> gpd.GeoDataFrame:
     """Ids present and unique; geometry present, non-empty and valid."""
     if id_column not in areas.columns:
         raise SaeInputError(

@@ -83,7 +83,7 @@ def read_table(path: Path, text_columns: dict[str, type]) -> pd.DataFrame:
     return table
 
 
-def validate_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
+def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
     """Check the long table and return it with canonical column names."""
     d = spec.data
     if table.empty:

@@ -126,7 +126,7 @@ def run_fit(args: argparse.Namespace) -> int:
 
 def run_map(args: argparse.Namespace) -> int:
     import sae
-    from sae.mapping import write_maps
+    from sae.fit_maps import write_maps
     from sae.staging import staged_directory
 
     use_file_backend()

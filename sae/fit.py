@@ -131,8 +131,21 @@ class Fit:
             self.spec.model.family == "gaussian", self.inputs)).copy()  # fmt: skip
 
     def gaps(self, reference: str | None = None) -> pd.DataFrame:
-        """One row per area × group against `reference`: a group, or ALL_GROUPS (the place's
-        all-groups rate). Age-adjusted rates are used whenever the data have an age stratum."""
+        """The gap between each group and a reference in every place.
+
+        Parameters
+        ----------
+        reference : str, optional
+            A group, or ``"all groups"`` (the place's all-groups rate); default the spec's
+            reference group (else the group with the largest exposure).
+
+        Returns
+        -------
+        DataFrame
+            One row per area × group: the rate ratio (posterior median and interval), the rate
+            difference, P(higher), excess events, `flag` and `flag_reason`. Age-adjusted rates are
+            used whenever the data have an age stratum (`rate_basis`).
+        """
         reference = reference or self.reference_group
         if reference != ALL_GROUPS and reference not in self.design.groups:
             raise SaeInputError(
@@ -206,9 +219,24 @@ class Fit:
     def save(
         self, directory: str | Path, force: bool = False, maps: bool = False, report: bool = False
     ) -> Path:
-        """Write posterior.nc, estimates.csv, diagnostics.json, spec.toml, provenance.json and the
-        inputs needed to restore the fit, atomically. Refuses a non-empty directory unless `force`
-        (which replaces only an earlier sae result)."""
+        """Write the fit to a folder, atomically.
+
+        Parameters
+        ----------
+        directory : str or Path
+            The results folder: posterior.nc, estimates.csv (and gaps with groups),
+            diagnostics.json, spec.toml, provenance.json and the inputs `sae.load` needs.
+        force : bool
+            Replace an earlier sae result there (never a folder sae did not write).
+        maps, report : bool
+            Also draw the maps (maps/) and write report.html.
+
+        Returns
+        -------
+        Path
+            The folder. If a map or the report fails, the rest is saved and `SaeOutputError` says
+            how to finish.
+        """
         from sae.results import save_results
 
         return save_results(self, Path(directory), force=force, maps=maps, report=report)
@@ -233,10 +261,24 @@ def fit(
     areas: gpd.GeoDataFrame | str | Path | None = None,
     progress: bool = True,
 ) -> Fit:
-    """Validate the inputs, build the model, draw from its posterior and judge the draws.
+    """Validate the inputs, build the model, compute its posterior and judge the draws.
 
-    `spec` is a `Spec` or the path of a TOML spec; `cells` and `areas` (DataFrames or paths)
-    replace the spec's files. `fit.seconds` accounts for the whole call.
+    Parameters
+    ----------
+    spec : Spec, str or Path
+        A spec, or the path of a TOML spec file.
+    cells : DataFrame, str or Path, optional
+        The cells table, in place of the spec's [data] cells.
+    areas : GeoDataFrame, str or Path, optional
+        The polygons, in place of the spec's [data] areas.
+    progress : bool
+        Show NUTS's progress bar.
+
+    Returns
+    -------
+    Fit
+        The draws with the spec, inputs, design and diagnostics; `fit.seconds` accounts for the
+        whole call. Bad input raises `SaeInputError` before any sampling.
     """
     start = time.perf_counter()
     spec = spec if isinstance(spec, Spec) else load_spec(spec)
@@ -259,7 +301,18 @@ def fit_inputs(
 
 
 def load(directory: str | Path) -> Fit:
-    """Restore a fit saved with `Fit.save`; it needs nothing outside `directory`."""
+    """Restore a fit saved with `Fit.save`.
+
+    Parameters
+    ----------
+    directory : str or Path
+        A folder written by `Fit.save` or `sae fit`; nothing outside it is read.
+
+    Returns
+    -------
+    Fit
+        The same fit: draws, inputs, design coding, diagnostics and timings.
+    """
     from sae.store import read_core
 
     spec, inputs, coding, idata, diagnostics, seconds = read_core(Path(directory))

@@ -15,7 +15,7 @@ import geopandas as gpd
 import pandas as pd
 
 from sae.areas import build_graph, read_areas
-from sae.cells import CellTable, read_cells, read_table, validate_cells
+from sae.cells import CellTable, check_cells, read_cells, read_table
 from sae.errors import SaeInputError, listing
 from sae.graph import AreaGraph
 from sae.provenance import sha256
@@ -56,7 +56,7 @@ def load_inputs(
     and settle the reference group, age weights and area names."""
     table, cells_source = read_cells(spec, cells)
     polygons, areas_source = read_areas(spec, areas)
-    cell_table = validate_cells(table, spec, cells_source)
+    cell_table = check_cells(table, spec, cells_source)
     graph = build_graph(spec, polygons, cell_table.frame["area"], cells_source)
     check_cells_on_graph(cell_table, graph)
     sources = {"cells": source_record(cells_source, table)}

@@ -27,7 +27,6 @@ from sae.staging import staged_file
 
 BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "reliable": " "}
 HATCH_ALPHA = {"unreliable": 0.85, "model-driven": 0.7, "caution": 0.35, "reliable": 0.0}
-TOOLTIP_FIELDS = ("mean", "lower", "upper", "flag", "flag_reason")
 
 
 def polygon_coordinates(geometry) -> tuple[list, list]:

@@ -54,8 +54,8 @@ def run_nuts(
     idata, sampler_seconds = sample(model, spec.sampler, progress)
     seconds |= sampler_seconds
     start = time.perf_counter()
-    diagnostics = mcmc_diagnostics(idata, spec.flags)
     common = common_draws(idata, design, graph, spec.model.group_effects)
+    diagnostics = mcmc_diagnostics(common, spec.flags)  # of what users see, not the sampler's z
     seconds["diagnostics"] = time.perf_counter() - start
     return common, diagnostics, seconds
 

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from sae.mapping import area_names, write_maps
+from sae.fit_maps import area_names, write_maps
 from sae.reliability import rules_in_words
 from sae.staging import staged_file
 

@@ -8,7 +8,7 @@ and the error says how to finish; a finished posterior is never thrown away.
     gaps.csv                 `Fit.gaps()`: each group against the reference group (with groups)
     gaps_vs_all_groups.csv   each group against its place's all-groups rate
     overall.csv              `Fit.overall()`: map-wide rate per group and ratio to the reference
-    maps/, report.html       with maps=True / report=True (`sae.mapping`, `sae.report`)
+    maps/, report.html       with maps=True / report=True (`sae.fit_maps`, `sae.report`)
 """
 
 from __future__ import annotations
@@ -87,7 +87,7 @@ def write_core_or_keep(fit, staging: Path, directory: Path) -> None:
 
 
 def write_derived(fit, directory: Path, maps: bool, report: bool) -> None:
-    from sae.mapping import write_maps
+    from sae.fit_maps import write_maps
     from sae.report import write_report
 
     write_tables(fit, directory)

@@ -172,7 +172,7 @@ class Spec:
 
         The changes are checked exactly as a spec file's settings are (names, types, ranges).
         """
-        from sae.spec_file import SECTIONS, section_as_dict, section_from_dict, validate_spec
+        from sae.spec_file import SECTIONS, check_spec, section_as_dict, section_from_dict
 
         where = str(self.source or "<spec>")
         unknown = set(sections) - set(SECTIONS) - {"title"}
@@ -189,5 +189,5 @@ class Spec:
             merged = {**section_as_dict(getattr(self, name)), **values}
             changes[name] = section_from_dict(name, SECTIONS[name], merged, None, where)
         spec = dataclasses.replace(self, **changes)
-        validate_spec(spec, where)
+        check_spec(spec, where)
         return spec

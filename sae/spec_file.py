@@ -80,7 +80,19 @@ RANGES = {
 
 
 def load_spec(path: str | Path) -> Spec:
-    """Read and validate a spec file. Relative paths in it are taken relative to the file."""
+    """Read and check a spec file.
+
+    Parameters
+    ----------
+    path : str or Path
+        A TOML model spec; relative paths in it are taken relative to the file.
+
+    Returns
+    -------
+    Spec
+        The checked spec; any unknown name, wrong type or out-of-range value raises
+        `SaeInputError` naming the setting and what to write instead.
+    """
     path = Path(path)
     if not path.is_file():
         raise SaeInputError(f"{path}: no such spec file. Give the path to a .toml model spec.")
@@ -111,7 +123,7 @@ def spec_from_dict(
         for name, cls in SECTIONS.items()
     }
     spec = Spec(title=title, source=source, **sections)
-    validate_spec(spec, where)
+    check_spec(spec, where)
     return spec
 
 
@@ -179,7 +191,7 @@ def section_as_dict(section: Any) -> dict[str, Any]:
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
 
-def validate_spec(spec: Spec, where: str) -> None:
+def check_spec(spec: Spec, where: str) -> None:
     """Check choices, ranges and combinations; raise a `SaeInputError` that says what to write."""
     for (section, key), allowed in CHOICES.items():
         value = getattr(getattr(spec, section), key)
@@ -196,11 +208,11 @@ def validate_spec(spec: Spec, where: str) -> None:
             f"{where}: [flags] the caution threshold must not be stricter than the unreliable "
             "one (rse_caution ≤ rse_unreliable)."
         )
-    validate_pc_parameters(spec, where)
-    validate_data_roles(spec, where)
+    check_pc_parameters(spec, where)
+    check_data_roles(spec, where)
 
 
-def validate_pc_parameters(spec: Spec, where: str) -> None:
+def check_pc_parameters(spec: Spec, where: str) -> None:
     """P(σ > U) = α needs U > 0; P(ρ < U) = α needs 0 < U < 1; both need 0 < α < 1."""
     sigma_u, sigma_alpha = spec.model.pc_sigma or (1.0, 0.01)
     rho_u, rho_alpha = spec.model.pc_rho
@@ -230,11 +242,11 @@ def bound_text(bound: float) -> str:
     return f"{bound:,}" if isinstance(bound, int) else f"{bound:g}"
 
 
-def validate_data_roles(spec: Spec, where: str) -> None:
+def check_data_roles(spec: Spec, where: str) -> None:
     """The columns a family needs are named, and settings that depend on each other agree."""
     data = spec.data
     if spec.model.family == "gaussian":
-        validate_direct_estimates(spec, where)
+        check_direct_estimates(spec, where)
     else:
         given = [k for k in ("population", "expected", "trials") if getattr(data, k)]
         wanted = "trials" if spec.model.family == "binomial" else "population or expected"
@@ -268,7 +280,7 @@ def validate_data_roles(spec: Spec, where: str) -> None:
         )
 
 
-def validate_direct_estimates(spec: Spec, where: str) -> None:
+def check_direct_estimates(spec: Spec, where: str) -> None:
     """A Fay–Herriot spec names the estimate, exactly one of variance or se, and no count exposure."""
     data = spec.data
     if data.estimate is None or (data.variance is None) == (data.se is None):

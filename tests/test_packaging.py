@@ -35,7 +35,7 @@ def test_a_wheel_carries_the_standard_population_and_age_adjusts_from_it(tmp_pat
 
 def test_importing_sae_maps_keeps_the_users_backend():
     script = (
-        "import matplotlib; matplotlib.use('pdf'); import sae.maps, sae.mapping, sae.report; "
+        "import matplotlib; matplotlib.use('pdf'); import sae.maps, sae.fit_maps, sae.report; "
         "print(matplotlib.get_backend())"
     )
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True)

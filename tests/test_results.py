@@ -75,7 +75,7 @@ def test_a_failed_map_keeps_the_posterior_and_says_how_to_finish(aged, tmp_path,
     def broken(*args, **kwargs):
         raise OSError("No space left on device")
 
-    monkeypatch.setattr("sae.mapping.write_maps", broken)
+    monkeypatch.setattr("sae.fit_maps.write_maps", broken)
     out = tmp_path / "out"
     with pytest.raises(SaeOutputError, match="the fit is saved .*sae report .*sae map"):
         fit.save(out, maps=True)
