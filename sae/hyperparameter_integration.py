@@ -25,8 +25,10 @@ POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to
 HESSIAN_STEP = 0.02
 PROPOSAL_DF = 5  # Student-t proposals over θ
 PROPOSAL_SCALE = 1.3  # widens the Gaussian fit at the mode, so the proposal's tails cover p(θ | y)
-# log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5: far beyond any posterior mass sae meets
-THETA_BOUNDS = {"sigma": (np.log(1e-4), np.log(50.0)), "rho": (-11.5, 11.5)}
+# log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5, log d(ρ) from ρ ≈ 1e-6 to ρ ≈ 1 − 1e-15:
+# far beyond any posterior mass sae meets
+THETA_BOUNDS = {"log": (np.log(1e-4), np.log(50.0)), "logit": (-11.5, 11.5),
+                "log_distance": (-14.0, 2.5)}  # fmt: skip
 # 64 points + 8 per hyperparameter (measured: on Pennsylvania 32 points left 2-3% of interval
 # ends outside the agreement band with long NUTS runs, 128 none)
 MAX_AUTOMATIC_POINTS = 160
@@ -52,7 +54,7 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> tuple[np.ndarray, fl
         return np.array([(objective(t + h) - base) / GRADIENT_STEP
                          for h in np.eye(len(t)) * GRADIENT_STEP])  # fmt: skip
 
-    bounds = [THETA_BOUNDS[h.kind] for h in engine.model.hyperparameters]
+    bounds = [THETA_BOUNDS[h.scale] for h in engine.model.hyperparameters]
     result = scipy.optimize.minimize(objective, start, jac=gradient, method="L-BFGS-B",
                                      bounds=bounds, options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": 0.05})  # fmt: skip
     return result.x, -float(result.fun)

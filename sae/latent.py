@@ -22,6 +22,7 @@ References: Rue, Martino & Chopin (2009), JRSS-B 71:319-392; Riebler et al. (201
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -35,7 +36,10 @@ from sae.priors import (
     IcarSpectrum,
     PriorSet,
     icar_spectrum,
+    pc_rho_distance,
+    pc_rho_rate,
     prior_set,
+    rho_from_distance,
     rho_log_prior,
     sigma_log_prior,
 )
@@ -46,31 +50,50 @@ ICAR_JITTER = 1e-6  # added to the ICAR precision's diagonal; the constraints ma
 
 @dataclass(frozen=True)
 class Hyperparameter:
-    """One σ or ρ: its posterior variable name, its group (for per-group ones) and its prior."""
+    """One σ or ρ: its posterior variable name, its group (for per-group ones), and the
+    unconstrained coordinate t the Laplace method works on: log σ; for ρ under the PC prior
+    log d(ρ), the log of its distance (whose exponential prior has light tails both ways); for ρ
+    under Beta(½, ½), logit ρ."""
 
     name: str
     group: str | None
     kind: str  # "sigma" | "rho"
+    prior: PriorSet
+    spectrum: IcarSpectrum | None = dataclasses.field(default=None, compare=False, repr=False)
 
     @property
     def label(self) -> str:
         return self.name if self.group is None else f"{self.name}[{self.group}]"
 
+    @property
+    def scale(self) -> str:
+        if self.kind == "sigma":
+            return "log"
+        return "log_distance" if self.prior.rho == "pc" else "logit"
+
     def natural(self, t: np.ndarray) -> np.ndarray:
-        """From the unconstrained scale: σ = e^t, ρ = 1/(1 + e^−t)."""
-        return np.exp(t) if self.kind == "sigma" else 1.0 / (1.0 + np.exp(-t))
+        if self.scale == "log":
+            return np.exp(t)
+        if self.scale == "logit":
+            return 1.0 / (1.0 + np.exp(-t))
+        return rho_from_distance(np.exp(t), self.spectrum)
 
     def unconstrained(self, value: float) -> float:
-        return float(np.log(value) if self.kind == "sigma" else np.log(value / (1.0 - value)))
+        if self.scale == "log":
+            return float(np.log(value))
+        if self.scale == "logit":
+            return float(np.log(value / (1.0 - value)))
+        return float(np.log(pc_rho_distance(np.array(value), self.spectrum)[0]))
 
-    def log_prior(
-        self, t: np.ndarray, prior: PriorSet, spectrum: IcarSpectrum | None
-    ) -> np.ndarray:
-        """log π on the unconstrained scale: the prior density times the Jacobian."""
-        value = self.natural(t)
-        if self.kind == "sigma":
-            return sigma_log_prior(prior, value) + t
-        return rho_log_prior(prior, value, spectrum) + np.log(value) + np.log1p(-value)
+    def log_prior(self, t: np.ndarray) -> np.ndarray:
+        """log π of t: the prior density of the natural value times the Jacobian."""
+        if self.scale == "log":
+            return sigma_log_prior(self.prior, np.exp(t)) + t
+        if self.scale == "logit":
+            value = 1.0 / (1.0 + np.exp(-t))
+            return rho_log_prior(self.prior, value) + np.log(value) + np.log1p(-value)
+        rate = pc_rho_rate(self.prior, self.spectrum)  # d ~ Exponential(λ)
+        return np.log(rate) + t - rate * np.exp(t)
 
 
 @dataclass(frozen=True)
@@ -108,8 +131,7 @@ class LatentModel:
         return self.precision.shape[0]
 
     def log_prior(self, t: np.ndarray) -> float:
-        return float(sum(h.log_prior(t[k], self.prior, self.spectrum)
-                         for k, h in enumerate(self.hyperparameters)))  # fmt: skip
+        return float(sum(h.log_prior(t[k]) for k, h in enumerate(self.hyperparameters)))
 
     def log_joint(self, x: np.ndarray, t: np.ndarray | None = None, A=None) -> float:
         """log p(y | x, θ) + log p(x) (+ log π(θ) on the unconstrained scale when `t` is given),
@@ -186,7 +208,7 @@ def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -
     spatial = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
     spectrum = icar_spectrum(graph) if prior.rho == "pc" and spatial else None
     fixed_columns, fixed_precision, fixed_mean = fixed_block(design, prior)
-    blocks = Blocks(graph, design, start=fixed_columns.shape[1])
+    blocks = Blocks(graph, design, fixed_columns.shape[1], prior, spectrum)
     area_field = blocks.add_field("area", None, spec.model.spatial == "bym2")
     group_fields = tuple(
         blocks.add_field("group_area", g, spec.model.group_effects == "bym2")
@@ -257,8 +279,9 @@ def fixed_block(design: Design, prior: PriorSet):
 class Blocks:
     """Accumulates the area blocks: their columns, precisions, constraints and hyperparameters."""
 
-    def __init__(self, graph: AreaGraph, design: Design, start: int):
+    def __init__(self, graph: AreaGraph, design: Design, start: int, prior: PriorSet, spectrum):
         self.graph, self.design, self.start = graph, design, start
+        self.prior, self.spectrum = prior, spectrum
         self.size = 0
         self.columns: list[sp.csr_array] = []
         self.precisions: list[sp.csc_array] = []
@@ -276,7 +299,7 @@ class Blocks:
         return Field(sigma, rho, v, u)
 
     def add_hyperparameter(self, name: str, group: str | None, kind: str) -> int:
-        self.hyperparameters.append(Hyperparameter(name, group, kind))
+        self.hyperparameters.append(Hyperparameter(name, group, kind, self.prior, self.spectrum))
         return len(self.hyperparameters) - 1
 
     def add_part(self, group: str | None, precision: sp.csc_array) -> int:

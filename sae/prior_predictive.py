@@ -18,12 +18,9 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
-from scipy.special import expit
 
 from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
-from sae.priors import icar_spectrum, pc_rho_distance, pc_rho_rate, prior_set
-
-LOGIT_GRID = np.linspace(-18.0, 36.0, 20_001)
+from sae.priors import icar_spectrum, pc_rho_rate, prior_set, rho_from_distance
 
 
 def draw_sigma(prior, rng, size):
@@ -37,9 +34,7 @@ def draw_rho(prior, spectrum, rng, size):
     ρ = d⁻¹(d), inverted by interpolation on a fine logit grid."""
     if prior.rho == "beta":
         return rng.beta(0.5, 0.5, size)
-    distance = rng.exponential(1.0 / pc_rho_rate(prior, spectrum), size)
-    grid = expit(LOGIT_GRID)
-    return np.interp(distance, pc_rho_distance(grid, spectrum)[0], grid)
+    return rho_from_distance(rng.exponential(1.0 / pc_rho_rate(prior, spectrum), size), spectrum)
 
 
 def draw_icar(graph, rng, shape) -> np.ndarray:

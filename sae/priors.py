@@ -42,10 +42,12 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+from scipy.special import expit
 
 from sae.graph import AreaGraph
 
@@ -96,12 +98,20 @@ def prior_set(spec) -> PriorSet:
     )  # fmt: skip
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class IcarSpectrum:
     """What the PC prior on ρ needs of a graph: γ_k and the number of non-singleton components."""
 
     gamma: np.ndarray
     components: int
+
+    @cached_property
+    def distance_grid(self) -> tuple[np.ndarray, np.ndarray]:
+        """(d(ρ), logit ρ) on a fine logit grid, d strictly increasing: for inverting d."""
+        logit = np.linspace(-18.0, 36.0, 20_001)
+        distance = pc_rho_distance(expit(logit), self)[0]
+        keep = np.concatenate([[True], np.diff(distance) > 0]) & np.isfinite(distance)
+        return distance[keep], logit[keep]
 
 
 def icar_spectrum(graph: AreaGraph) -> IcarSpectrum:
@@ -120,12 +130,34 @@ def scale_sigma(name: str, prior: PriorSet, dims: str | None = None):
 
 
 def mixing_rho(name: str, prior: PriorSet, spectrum: IcarSpectrum | None, dims: str | None = None):
-    """The BYM2 mixing parameter ρ under the prior set (PyMC)."""
+    """The BYM2 mixing parameter ρ under the prior set (PyMC).
+
+    The PC prior is sampled as what it is, an exponential on the distance d(ρ) (`{name}_distance`),
+    and ρ = d⁻¹(d): on the logit scale its tail towards ρ = 1 is so heavy that NUTS diverges
+    there, while d's exponential tail is light."""
     if prior.rho == "beta":
         return pm.Beta(name, alpha=0.5, beta=0.5, dims=dims)
-    rho = pm.Uniform(name, lower=0.0, upper=1.0, dims=dims)
-    pm.Potential(f"{name}_pc_prior", pc_rho_logp(rho, prior, spectrum).sum())
-    return rho
+    distance = pm.Exponential(f"{name}_distance", lam=pc_rho_rate(prior, spectrum), dims=dims)
+    return pm.Deterministic(name, rho_from_distance(distance, spectrum), dims=dims)
+
+
+def rho_from_distance(distance, spectrum: IcarSpectrum):
+    """ρ = d⁻¹(d) by linear interpolation of logit ρ on `IcarSpectrum.distance_grid` (numpy or
+    pytensor); beyond the grid, its ends."""
+    grid, logit = spectrum.distance_grid
+    if isinstance(distance, pt.TensorVariable):
+        from pytensor.tensor.extra_ops import searchsorted
+
+        upper = pt.clip(searchsorted(grid, distance), 1, len(grid) - 1)
+        grid, logit = pt.as_tensor_variable(grid), pt.as_tensor_variable(logit)
+        clip, sigmoid = pt.clip, pt.sigmoid
+    else:
+        upper = np.clip(np.searchsorted(grid, distance), 1, len(grid) - 1)
+        clip, sigmoid = np.clip, expit
+    lower = upper - 1
+    slope = (logit[upper] - logit[lower]) / (grid[upper] - grid[lower])
+    position = logit[lower] + (clip(distance, grid[0], grid[-1]) - grid[lower]) * slope
+    return sigmoid(position)
 
 
 def log1p(x):
@@ -165,8 +197,6 @@ def sigma_log_prior(prior: PriorSet, sigma: np.ndarray) -> np.ndarray:
     return 0.5 * np.log(2.0 / np.pi) - 0.5 * sigma**2
 
 
-def rho_log_prior(prior: PriorSet, rho: np.ndarray, spectrum: IcarSpectrum | None) -> np.ndarray:
-    """log π(ρ) on 0 < ρ < 1 (numpy): the PC prior, or Beta(½, ½)."""
-    if prior.rho == "beta":
-        return -0.5 * np.log(rho) - 0.5 * np.log1p(-rho) - np.log(np.pi)
-    return pc_rho_logp(np.asarray(rho, float), prior, spectrum)
+def rho_log_prior(prior: PriorSet, rho: np.ndarray) -> np.ndarray:
+    """log π(ρ) of Beta(½, ½) on 0 < ρ < 1 (numpy); the PC prior is handled on its distance."""
+    return -0.5 * np.log(rho) - 0.5 * np.log1p(-rho) - np.log(np.pi)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from sae.reliability import FLAGS
+from sae.reliability import FLAGS, GAP_FLAGS
 
 AREA_EFFECTS = {"bym2": "BYM2 area effects", "none": "independent area effects"}
 GROUP_EFFECTS = {"none": "no group effects", "iid": "iid group × area effects",
@@ -44,8 +44,6 @@ def gap_summary(fit) -> str:
     )
     return (
         f"  gaps ({gaps['rate_basis'].iloc[0]}): "
-        + ", ".join(
-            f"{counts.get(k, 0)} {k}" for k in ("clear", "possible", "uncertain", "unreliable")
-        )
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in GAP_FLAGS)
         + f"; map-wide {ratios}"
     )

@@ -86,8 +86,16 @@ US_LOG_RATE_RATIO = {"white": 0.0, "black": np.log(1.2), "hispanic": np.log(0.7)
 US_PREVALENCE_SHIFT = {"white": 0.0, "black": 0.03, "hispanic": 0.02, "asian_other": -0.03}
 
 
+METHOD = {"name": "laplace"}  # the default method; --method nuts for the reference
+
+
 def sampler(draws: int) -> dict:
-    return {"chains": 2, "draws": draws, "tune": draws}
+    return {"method": METHOD["name"], "chains": 2, "draws": draws, "tune": draws}
+
+
+def label(study: str, method: str) -> str:
+    """Saved results of a study: cells_<study>.csv.gz for NUTS, cells_<study>_laplace.csv.gz."""
+    return study if method == "nuts" else f"{study}_{method}"
 
 
 def quiet_fit(spec: sae.Spec, cells: pd.DataFrame, areas: gpd.GeoDataFrame) -> sae.Fit:
@@ -353,17 +361,19 @@ def plot(bands: pd.DataFrame, study: str, path: Path) -> None:
     plt.close(fig)
 
 
-def study_section(study: str) -> str:
-    cells = pd.read_csv(HERE / f"cells_{study}.csv.gz", dtype={"area": str})
-    gaps = pd.read_csv(HERE / f"gaps_{study}.csv.gz", dtype={"area": str})
+def study_section(study: str, method: str) -> str:
+    name = label(study, method)
+    cells = pd.read_csv(HERE / f"cells_{name}.csv.gz", dtype={"area": str})
+    gaps = pd.read_csv(HERE / f"gaps_{name}.csv.gz", dtype={"area": str})
     bands = band_table(cells, study)
-    plot(bands, study, HERE / f"coverage_{study}.png")
+    plot(bands, study, HERE / f"coverage_{name}.png")
     seeds = cells.groupby("scenario")["seed"].nunique().to_dict()
     size = "respondents" if study == "us_survey" else "expected events"
     gap_kind = "difference" if study == "us_survey" else "rate ratio"
     return (
-        f"## {STUDY_TITLES[study]}\n\nReplications per scenario: {seeds}; see `run.py` for the truth.\n\n"
-        f"![coverage and RMSE by cell size](coverage_{study}.png)\n\n"
+        f"## {STUDY_TITLES[study]}, {method.upper() if method == 'nuts' else method.title()}\n\n"
+        f"Replications per scenario: {seeds}; see `run.py` for the truth.\n\n"
+        f"![coverage and RMSE by cell size](coverage_{name}.png)\n\n"
         f"### Cells by {size}\n\n{markdown(bands)}\n\n"
         f"### Gap to the reference group ({gap_kind}) by {size} in the group's cell\n\n"
         f"{markdown(gap_table(gaps, study))}\n\n"
@@ -372,11 +382,12 @@ def study_section(study: str) -> str:
 
 
 def write_report() -> None:
-    studies = [s for s in SCENARIOS if (HERE / f"cells_{s}.csv.gz").exists()]
-    sections = "\n".join(study_section(study) for study in studies)
+    runs = [(study, method) for study in SCENARIOS for method in ("nuts", "laplace")
+            if (HERE / f"cells_{label(study, method)}.csv.gz").exists()]  # fmt: skip
+    sections = "\n".join(study_section(study, method) for study, method in runs)
     (HERE / "RESULTS.md").write_text(
         "# Coverage and accuracy with known truth\n\nProduced by `benchmarks/coverage/run.py` "
-        "(2 chains per fit); per-cell results in `cells_<study>.csv.gz` and `gaps_<study>.csv.gz`. "
+        "(NUTS: 2 chains per fit; Laplace: the default method); per-cell results in `cells_<study>[_laplace].csv.gz` and `gaps_<study>[_laplace].csv.gz`. "
         "Coverage is of 95% intervals; RMSE and interval width are in the rate's unit (per 100,000 "
         "for counts, percentage points for the survey).\n\n" + sections
     )
@@ -397,7 +408,7 @@ def run_study(study: str, scenarios: list[str], replications: int, draws: int) -
             print(study, scenario, seed, round(c["covered"].mean(), 3),
                   round(g["covered"].mean(), 3), flush=True)  # fmt: skip
     for name, frames in (("cells", cells), ("gaps", gaps)):
-        path = HERE / f"{name}_{study}.csv.gz"
+        path = HERE / f"{name}_{label(study, METHOD['name'])}.csv.gz"
         if path.exists():
             kept = pd.read_csv(path, dtype={"area": str})
             frames = [kept[~kept["scenario"].isin(scenarios)], *frames]
@@ -411,7 +422,9 @@ def main() -> None:
     parser.add_argument("--replications", type=int, default=3)
     parser.add_argument("--draws", type=int, default=500)
     parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
+    parser.add_argument("--method", choices=("nuts", "laplace"), default="laplace")
     args = parser.parse_args()
+    METHOD["name"] = args.method
     if args.study:
         scenarios = args.scenario or list(SCENARIOS[args.study])
         unknown = set(scenarios) - set(SCENARIOS[args.study])
