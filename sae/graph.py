@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import numpy as np
-import scipy.linalg
 import scipy.sparse as sp
 from scipy.sparse.csgraph import connected_components
 
@@ -80,22 +79,22 @@ class AreaGraph:
 
         s = exp(mean(log diag L⁺)) for the component's Laplacian L = D − W, the geometric mean of
         the marginal variances of the ICAR field under a sum-to-zero constraint (Riebler et al.
-        2016, sec. 3; per component as in Freni-Sterrantino et al. 2018).
+        2016, sec. 3; per component as in Freni-Sterrantino et al. 2018). diag L⁺ comes from a
+        sparse factor (`sae.selected_inverse`): no dense matrix, whatever the size.
         """
         factors = np.ones(self.n_areas)
-        for nodes in self.component_nodes():
-            if len(nodes) > 1:
-                factors[nodes] = component_scaling_factor(self.laplacian(nodes))
+        for nodes, variances in self.marginal_variances:
+            factors[nodes] = float(np.exp(np.mean(np.log(variances))))
         return factors
 
     @cached_property
-    def laplacian_spectrum(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """(nodes, non-zero Laplacian eigenvalues) of each component of more than one area."""
-        return [
-            (nodes, scipy.linalg.eigvalsh(self.laplacian(nodes), check_finite=False)[1:])
-            for nodes in self.component_nodes()
-            if len(nodes) > 1
-        ]
+    def marginal_variances(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """(nodes, diag L⁺) of each component of more than one area: the marginal variances of
+        its unscaled ICAR field under the sum-to-zero constraint."""
+        from sae.selected_inverse import pseudo_inverse_diagonal
+
+        return [(nodes, pseudo_inverse_diagonal(self.sparse_laplacian(nodes)))
+                for nodes in self.component_nodes() if len(nodes) > 1]  # fmt: skip
 
     def component_nodes(self) -> list[np.ndarray]:
         """Area indices of each connected component."""
@@ -103,9 +102,13 @@ class AreaGraph:
         return np.split(order, np.cumsum(np.bincount(self.component))[:-1])
 
     def laplacian(self, nodes: np.ndarray) -> np.ndarray:
-        """Dense graph Laplacian D − W of the subgraph on `nodes`."""
-        sub = self.adjacency[np.ix_(nodes, nodes)].toarray()
-        return np.diag(sub.sum(axis=1)) - sub
+        """Dense graph Laplacian D − W of the subgraph on `nodes` (small components only)."""
+        return self.sparse_laplacian(nodes).toarray()
+
+    def sparse_laplacian(self, nodes: np.ndarray) -> sp.csr_array:
+        """Graph Laplacian D − W of the subgraph on `nodes`."""
+        sub = sp.csr_array(self.adjacency[np.ix_(nodes, nodes)])
+        return sp.csr_array(sp.diags_array(np.asarray(sub.sum(axis=1)).ravel()) - sub)
 
     def summary(self) -> dict:
         """What an analyst should know about the graph, for reports and saved results."""
@@ -118,18 +121,6 @@ class AreaGraph:
             "islands": list(self.islands),
             "added_edges": [list(pair) for pair in self.added_edges],
         }
-
-
-def component_scaling_factor(laplacian: np.ndarray) -> float:
-    """Scaling factor of one connected component, from its dense Laplacian.
-
-    For a connected graph, L⁺ = (L + J/n)⁻¹ − J/n with J the all-ones matrix, because J/n projects
-    on L's null space (the constant vector).
-    """
-    n = len(laplacian)
-    inverse = scipy.linalg.inv(laplacian + 1.0 / n, overwrite_a=True, check_finite=False)
-    marginal_variances = np.diag(inverse) - 1.0 / n
-    return float(np.exp(np.mean(np.log(marginal_variances))))
 
 
 def graph_from_pairs(ids: list[str], pairs: list[tuple[str, str]], where: str) -> AreaGraph:

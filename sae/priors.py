@@ -47,6 +47,7 @@ from functools import cached_property
 import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
+import scipy.sparse as sp
 from scipy.special import expit
 
 from sae.graph import AreaGraph
@@ -98,12 +99,45 @@ def prior_set(spec) -> PriorSet:
     )  # fmt: skip
 
 
+DENSE_SPECTRUM_LIMIT = 1500  # components larger than this use sparse log-determinants
+
+
 @dataclass(frozen=True, eq=False)
 class IcarSpectrum:
-    """What the PC prior on ρ needs of a graph: γ_k and the number of non-singleton components."""
+    """What the PC prior on ρ needs of a graph: 2 KLD(ρ) as a function of ρ.
+
+    Per component of n_c > 1 areas, with s its scaling factor and λ_k its non-zero Laplacian
+    eigenvalues (γ_k = 1 / (s λ_k)):
+
+        Σ_k [ρ(γ_k − 1) − log(1 + ρ(γ_k − 1))] = ρ (tr L⁺ / s − (n_c − 1))
+            − [log |(1 − ρ) s L + ρ I| − log ρ] + [(n_c − 1) log s + log n_c + log |L_g|]
+
+    (L_g: L without one row and column; Π λ_k = n_c |L_g|, the matrix-tree theorem). Small
+    components use their eigenvalues (`gamma`); larger ones the sparse log-determinants on a grid
+    of ρ, interpolated (`table`), as R-INLA does for large graphs.
+    """
 
     gamma: np.ndarray
     components: int
+    table: tuple[np.ndarray, np.ndarray] | None = None  # (logit ρ, log Σ over large components)
+
+    def twice_kld(self, rho: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """2 KLD(ρ) and its derivative in ρ."""
+        rho = np.asarray(rho, float)
+        shifted = self.gamma - 1.0
+        ratio = rho[..., None] * shifted
+        total = (ratio - np.log1p(ratio)).sum(axis=-1) - self.components * (rho + np.log1p(-rho))
+        slope = (ratio * shifted / (1.0 + ratio)).sum(axis=-1) + self.components * rho / (1 - rho)
+        if self.table is not None:  # interpolated on the log scale: near-linear in logit ρ
+            logit, log_values = self.table
+            position = np.log(rho / (1 - rho))
+            below = np.minimum(np.log(rho) - np.log(expit(logit[0])), 0.0)  # 2 KLD ~ ρ² near 0
+            value = np.exp(np.interp(position, logit, log_values) + 2.0 * below)
+            derivative = np.where(position < logit[0], 2.0 * (1 - rho),
+                                  np.interp(position, logit, np.gradient(log_values, logit)))  # fmt: skip
+            total = total + value
+            slope = slope + value * derivative / (rho * (1 - rho))
+        return total, slope
 
     @cached_property
     def distance_grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -115,11 +149,41 @@ class IcarSpectrum:
 
 
 def icar_spectrum(graph: AreaGraph) -> IcarSpectrum:
-    """γ_k = 1 / (s λ_k) over every component of more than one area (Laplacian eigenvalues λ_k)."""
-    values = [1.0 / (graph.scaling_factor[nodes[0]] * eigenvalues)
-              for nodes, eigenvalues in graph.laplacian_spectrum]  # fmt: skip
-    gamma = np.concatenate(values) if values else np.zeros(0)
-    return IcarSpectrum(gamma, len(values))
+    """The PC prior's view of a graph: eigenvalues of its small components, a log-determinant table
+    of its large ones (`IcarSpectrum`)."""
+    components = [(nodes, variances) for nodes, variances in graph.marginal_variances]
+    small = [nodes for nodes, _ in components if len(nodes) <= DENSE_SPECTRUM_LIMIT]
+    gamma = [1.0 / (graph.scaling_factor[nodes[0]]
+                    * np.linalg.eigvalsh(graph.laplacian(nodes))[1:]) for nodes in small]  # fmt: skip
+    large = [(nodes, v) for nodes, v in components if len(nodes) > DENSE_SPECTRUM_LIMIT]
+    table = large_component_table(graph, large) if large else None
+    return IcarSpectrum(np.concatenate(gamma) if gamma else np.zeros(0), len(components), table)
+
+
+# logit ρ from −8 (below it 2 KLD is ~ρ², extrapolated on the log scale) to 30
+LOGIT_TABLE = np.concatenate([np.linspace(-8.0, 0.0, 60), np.linspace(0.25, 30.0, 120)])
+
+
+def large_component_table(graph: AreaGraph, components) -> tuple[np.ndarray, np.ndarray]:
+    """Σ_k [ρ(γ_k − 1) − log(1 + ρ(γ_k − 1))] over large components, on `LOGIT_TABLE`, from
+    sparse log-determinants (see `IcarSpectrum`)."""
+    from sae.sparse_cholesky import SparseCholesky
+
+    rho = expit(LOGIT_TABLE)
+    total = np.zeros(len(rho))
+    for nodes, variances in components:
+        n, scale = len(nodes), graph.scaling_factor[nodes[0]]
+        laplacian = graph.sparse_laplacian(nodes)
+        pseudo_log_det = (n - 1) * np.log(scale) + np.log(n) + SparseCholesky(
+            sp.csc_matrix(laplacian[: n - 1, : n - 1])).logdet()  # fmt: skip
+        trace = variances.sum() / scale
+        identity = sp.eye_array(n, format="csc")
+        for i, r in enumerate(rho):
+            log_det = SparseCholesky(
+                sp.csc_matrix((1 - r) * scale * laplacian + r * identity)
+            ).logdet()
+            total[i] += r * (trace - (n - 1)) - (log_det - np.log(r)) + pseudo_log_det
+    return LOGIT_TABLE, np.log(np.maximum(total, 1e-300))
 
 
 def scale_sigma(name: str, prior: PriorSet, dims: str | None = None):
@@ -160,18 +224,10 @@ def rho_from_distance(distance, spectrum: IcarSpectrum):
     return sigmoid(position)
 
 
-def log1p(x):
-    return pt.log1p(x) if isinstance(x, pt.TensorVariable) else np.log1p(x)
-
-
 def pc_rho_distance(rho, spectrum: IcarSpectrum):
-    """d(ρ) = √(2 KLD(ρ)) and its derivative d′(ρ) (numpy or pytensor; ρ with a trailing axis
-    added for the eigenvalues)."""
-    shifted = spectrum.gamma - 1.0
-    ratio = rho[..., None] * shifted
-    twice_kld = (ratio - log1p(ratio)).sum(axis=-1) + spectrum.components * (-rho - log1p(-rho))
-    slope = (ratio * shifted / (1.0 + ratio)).sum(axis=-1) + spectrum.components * rho / (1.0 - rho)
-    distance = twice_kld**0.5
+    """d(ρ) = √(2 KLD(ρ)) and its derivative d′(ρ) (numpy)."""
+    twice_kld, slope = spectrum.twice_kld(rho)
+    distance = np.sqrt(np.maximum(twice_kld, 0.0))
     return distance, slope / (2.0 * distance)
 
 
@@ -183,11 +239,10 @@ def pc_rho_rate(prior: PriorSet, spectrum: IcarSpectrum) -> float:
 
 
 def pc_rho_logp(rho, prior: PriorSet, spectrum: IcarSpectrum):
-    """log π(ρ) = log λ − λ d(ρ) + log d′(ρ) (numpy or pytensor)."""
+    """log π(ρ) = log λ − λ d(ρ) + log d′(ρ) (numpy)."""
     rate = pc_rho_rate(prior, spectrum)
     distance, derivative = pc_rho_distance(rho, spectrum)
-    log = pt.log if isinstance(rho, pt.TensorVariable) else np.log
-    return np.log(rate) - rate * distance + log(derivative)
+    return np.log(rate) - rate * distance + np.log(derivative)
 
 
 def sigma_log_prior(prior: PriorSet, sigma: np.ndarray) -> np.ndarray:

@@ -6,7 +6,6 @@ from conftest import ROOT, grid_areas
 from sae.errors import SaeInputError
 from sae.graph import (
     AreaGraph,
-    component_scaling_factor,
     connect_islands,
     graph_from_pairs,
     graph_from_polygons,
@@ -55,7 +54,30 @@ def test_scaling_factor_equals_pseudoinverse_definition():
     graph = graph_from_pairs([str(i) for i in range(n)], [(str(a), str(b)) for a, b in edges], "t")
     laplacian = graph.laplacian(np.arange(n))
     expected = np.exp(np.mean(np.log(np.diag(np.linalg.pinv(laplacian)))))
-    assert component_scaling_factor(laplacian) == pytest.approx(expected, rel=1e-10)
+    assert graph.scaling_factor[0] == pytest.approx(expected, rel=1e-10)
+
+
+def test_sparse_pseudo_inverse_diagonal_matches_the_dense_one_on_a_large_planar_graph():
+    # Delaunay triangulation of 2,500 random points (seed 7): the selected inverse (Takahashi)
+    # against numpy's dense pseudo-inverse, computed here
+    from scipy.spatial import Delaunay
+
+    from sae.selected_inverse import pseudo_inverse_diagonal
+
+    points = np.random.default_rng(7).uniform(size=(2500, 2))
+    triangles = Delaunay(points).simplices
+    pairs = {
+        tuple(sorted((int(a), int(b))))
+        for t in triangles
+        for a, b in ((t[0], t[1]), (t[1], t[2]), (t[0], t[2]))
+    }
+    graph = graph_from_pairs(
+        [str(i) for i in range(2500)], [(str(a), str(b)) for a, b in pairs], "t"
+    )
+    dense = np.diag(np.linalg.pinv(graph.laplacian(np.arange(2500))))
+    assert pseudo_inverse_diagonal(graph.sparse_laplacian(np.arange(2500))) == pytest.approx(
+        dense, rel=1e-8
+    )
 
 
 def test_polygon_contiguity_finds_grid_neighbours_and_the_island():

@@ -80,3 +80,16 @@ def test_a_bym2_model_needs_neighbours():
                                         "population": "population"}})  # fmt: skip
     with pytest.raises(sae.SaeInputError, match="no two areas are neighbours"):
         load_inputs(spec, cells=cells, areas=areas)
+
+
+def test_large_graphs_get_the_same_prior_from_sparse_log_determinants(monkeypatch):
+    # the log-determinant table (used above 1,500 areas) against the eigenvalues, on Pennsylvania
+    spec = sae.load_spec(ROOT / "models" / "pennsylvania_lung_race.toml")
+    graph = load_inputs(spec).graph
+    exact = icar_spectrum(graph)
+    monkeypatch.setattr("sae.priors.DENSE_SPECTRUM_LIMIT", 10)
+    sparse = icar_spectrum(graph)
+    assert sparse.table is not None and len(sparse.gamma) == 0
+    rho = np.array([0.01, 0.2, 0.5, 0.9, 0.999])
+    assert sparse.twice_kld(rho)[0] == pytest.approx(exact.twice_kld(rho)[0], rel=1e-3)
+    assert pc_rho_rate(prior(), sparse) == pytest.approx(pc_rho_rate(prior(), exact), rel=1e-3)
