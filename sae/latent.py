@@ -36,10 +36,8 @@ from sae.priors import (
     IcarSpectrum,
     PriorSet,
     icar_spectrum,
-    pc_rho_distance,
-    pc_rho_rate,
+    pc_rho_logp,
     prior_set,
-    rho_from_distance,
     rho_log_prior,
     sigma_log_prior,
 )
@@ -51,9 +49,9 @@ ICAR_JITTER = 1e-6  # added to the ICAR precision's diagonal; the constraints ma
 @dataclass(frozen=True)
 class Hyperparameter:
     """One σ or ρ: its posterior variable name, its group (for per-group ones), and the
-    unconstrained coordinate t the Laplace method works on: log σ; for ρ under the PC prior
-    log d(ρ), the log of its distance (whose exponential prior has light tails both ways); for ρ
-    under Beta(½, ½), logit ρ."""
+    unconstrained coordinate t the Laplace method works on: log σ, logit ρ. (NUTS samples the PC
+    prior's ρ through its distance d(ρ), `sae.priors.mixing_rho`; on the logit scale, within the
+    Laplace method's bounds, the integration over θ is better behaved near ρ = 1.)"""
 
     name: str
     group: str | None
@@ -67,33 +65,22 @@ class Hyperparameter:
 
     @property
     def scale(self) -> str:
-        if self.kind == "sigma":
-            return "log"
-        return "log_distance" if self.prior.rho == "pc" else "logit"
+        return "log" if self.kind == "sigma" else "logit"
 
     def natural(self, t: np.ndarray) -> np.ndarray:
-        if self.scale == "log":
-            return np.exp(t)
-        if self.scale == "logit":
-            return 1.0 / (1.0 + np.exp(-t))
-        return rho_from_distance(np.exp(t), self.spectrum)
+        return np.exp(t) if self.kind == "sigma" else 1.0 / (1.0 + np.exp(-t))
 
     def unconstrained(self, value: float) -> float:
-        if self.scale == "log":
-            return float(np.log(value))
-        if self.scale == "logit":
-            return float(np.log(value / (1.0 - value)))
-        return float(np.log(pc_rho_distance(np.array(value), self.spectrum)[0]))
+        return float(np.log(value) if self.kind == "sigma" else np.log(value / (1.0 - value)))
 
     def log_prior(self, t: np.ndarray) -> np.ndarray:
         """log π of t: the prior density of the natural value times the Jacobian."""
-        if self.scale == "log":
+        if self.kind == "sigma":
             return sigma_log_prior(self.prior, np.exp(t)) + t
-        if self.scale == "logit":
-            value = 1.0 / (1.0 + np.exp(-t))
-            return rho_log_prior(self.prior, value) + np.log(value) + np.log1p(-value)
-        rate = pc_rho_rate(self.prior, self.spectrum)  # d ~ Exponential(λ)
-        return np.log(rate) + t - rate * np.exp(t)
+        value = 1.0 / (1.0 + np.exp(-t))
+        density = (rho_log_prior(self.prior, value) if self.prior.rho == "beta"
+                   else pc_rho_logp(value, self.prior, self.spectrum))  # fmt: skip
+        return density + np.log(value) + np.log1p(-value)
 
 
 @dataclass(frozen=True)

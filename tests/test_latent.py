@@ -10,6 +10,7 @@ from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.latent import latent_model
 from sae.nuts import build
+from sae.priors import pc_rho_distance, rho_from_distance
 from sae.spec_file import spec_from_dict
 
 BASE = {"data": {"area_id": "area", "group": "group", "count": "cases", "population": "population"}}
@@ -30,9 +31,11 @@ def models(model: dict, data: dict | None = None, cells=None):
 
 def random_point(pymc_model, latent, rng):
     """A point of the PyMC model (transformed space) and the same point as (x, t) of the latent
-    model, with every ICAR part summing to zero on each component."""
+    model, with every ICAR part summing to zero on each component; and the log Jacobian between
+    the two coordinates of the PC prior's ρ (NUTS: log d(ρ); Laplace: logit ρ)."""
     graph = latent.graph
     point, x, t = {}, np.zeros(latent.size), np.zeros(len(latent.hyperparameters))
+    jacobian = 0.0
     for variable in pymc_model.free_RVs:
         value = pymc_model.rvs_to_values[variable]
         shape = pymc_model.initial_point()[value.name].shape
@@ -61,9 +64,16 @@ def random_point(pymc_model, latent, rng):
             x[field.u : field.u + n] = pick(point[f"{prefix}_structured"])
         t[field.sigma] = pick(point[f"{prefix}_sigma_log__"])
         if field.rho is not None:
-            rho = [n for n in point if n.startswith(f"{prefix}_rho_")][0]
-            t[field.rho] = pick(point[rho])
-    return point, x, t
+            name = [n for n in point if n.startswith(f"{prefix}_rho_")][0]
+            value = pick(point[name])
+            if name.endswith("_distance_log__"):  # π(log d) = π(logit ρ) · |d logit ρ / d log d|
+                distance = np.exp(value)
+                rho = rho_from_distance(distance, latent.spectrum)
+                slope = pc_rho_distance(rho, latent.spectrum)[1]
+                jacobian += np.sum(np.log(distance) - np.log(slope * rho * (1 - rho)))
+                value = np.log(rho / (1 - rho))
+            t[field.rho] = value
+    return point, x, t, jacobian
 
 
 @pytest.mark.parametrize(
@@ -85,12 +95,12 @@ def test_nuts_and_laplace_models_have_the_same_log_density(model, data):
     pymc_model, latent = models(model, data)
     logp = pymc_model.compile_logp()
     rng = np.random.default_rng(11)
-    (p1, x1, t1), (p2, x2, t2) = (
+    (p1, x1, t1, j1), (p2, x2, t2, j2) = (
         random_point(pymc_model, latent, rng),
         random_point(pymc_model, latent, rng),
     )
     pymc_difference = logp(p1) - logp(p2)
-    latent_difference = latent.log_joint(x1, t1) - latent.log_joint(x2, t2)
+    latent_difference = latent.log_joint(x1, t1) + j1 - latent.log_joint(x2, t2) - j2
     # the latent ICAR carries a 1e-6 jitter on its diagonal: a few 1e-5 at these points
     assert latent_difference == pytest.approx(pymc_difference, abs=1e-3)
     assert abs(pymc_difference) > 1.0  # the points differ enough for the test to mean something
