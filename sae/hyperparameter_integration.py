@@ -10,6 +10,7 @@ reliability; Vehtari et al. 2024, JMLR 25:72).
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import arviz as az
@@ -74,6 +75,15 @@ def theta_hessian(engine: LaplaceEngine, mode: np.ndarray, at_mode: float) -> np
     return vectors @ np.diag(np.maximum(values, 1e-2 * values.max())) @ vectors.T
 
 
+def sobol_points(sobol: qmc.Sobol, count: int) -> np.ndarray:
+    """The next `count` points of a scrambled Sobol' sequence. Counts that are not powers of two
+    lose the sequence's balance properties (SciPy warns), not its low discrepancy: the points feed
+    importance weights, which stay unbiased either way, so the warning is not passed to users."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The balance properties of Sobol", UserWarning)
+        return sobol.random(count)
+
+
 def integration_points(engine, mode, hessian, count, seed):
     """Importance sampling over θ in two stages, with its Laplace modes and the Pareto-smoothed,
     normalised weights and their k̂.
@@ -87,7 +97,7 @@ def integration_points(engine, mode, hessian, count, seed):
     d = len(mode)
     sobol = qmc.Sobol(d + 1, scramble=True, seed=seed)
     first = student_t(mode, np.linalg.inv(hessian) * PROPOSAL_SCALE**2)
-    points = first.points(sobol.random(count // 2))
+    points = first.points(sobol_points(sobol, count // 2))
     modes = [engine.mode(t, POINT_TOLERANCE) for t in points]
     log_posterior = np.array([m.log_posterior for m in modes])
     weights = np.exp(
@@ -97,7 +107,7 @@ def integration_points(engine, mode, hessian, count, seed):
     centre = weights @ points
     spread = (points - centre).T @ ((points - centre) * weights[:, None]) + 1e-6 * np.eye(d)
     second = student_t(centre, spread * PROPOSAL_SCALE**2)
-    extra = second.points(sobol.random(count - count // 2))
+    extra = second.points(sobol_points(sobol, count - count // 2))
     modes += [engine.mode(t, POINT_TOLERANCE) for t in extra]
     points = np.vstack([points, extra])
     log_posterior = np.array([m.log_posterior for m in modes])

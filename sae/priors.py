@@ -48,6 +48,7 @@ import numpy as np
 import pymc as pm
 import pytensor.tensor as pt
 import scipy.sparse as sp
+from scipy.interpolate import CubicSpline
 from scipy.special import expit
 
 from sae.graph import AreaGraph
@@ -128,16 +129,24 @@ class IcarSpectrum:
         ratio = rho[..., None] * shifted
         total = (ratio - np.log1p(ratio)).sum(axis=-1) - self.components * (rho + np.log1p(-rho))
         slope = (ratio * shifted / (1.0 + ratio)).sum(axis=-1) + self.components * rho / (1 - rho)
-        if self.table is not None:  # interpolated on the log scale: near-linear in logit ρ
-            logit, log_values = self.table
+        if self.table is not None:  # a cubic spline on the log scale: near-linear in logit ρ
+            logit = self.table[0]
             position = np.log(rho / (1 - rho))
+            inside = np.clip(position, logit[0], logit[-1])
             below = np.minimum(np.log(rho) - np.log(expit(logit[0])), 0.0)  # 2 KLD ~ ρ² near 0
-            value = np.exp(np.interp(position, logit, log_values) + 2.0 * below)
+            value = np.exp(self.table_spline(inside) + 2.0 * below)
             derivative = np.where(position < logit[0], 2.0 * (1 - rho),
-                                  np.interp(position, logit, np.gradient(log_values, logit)))  # fmt: skip
+                                  self.table_spline(inside, 1))  # fmt: skip
             total = total + value
             slope = slope + value * derivative / (rho * (1 - rho))
         return total, slope
+
+    @cached_property
+    def table_spline(self) -> CubicSpline:
+        """The table interpolated smoothly: linear interpolation's kinks in d(ρ) tripled the
+        length of NUTS trajectories on a 3,600-area grid (2 KLD within 1e-6 of the eigenvalues'
+        there, its slope within 1e-4, against 2e-3 and 2e-2 linearly)."""
+        return CubicSpline(*self.table)
 
     @cached_property
     def distance_grid(self) -> tuple[np.ndarray, np.ndarray]:
@@ -198,10 +207,20 @@ def mixing_rho(name: str, prior: PriorSet, spectrum: IcarSpectrum | None, dims: 
 
     The PC prior is sampled as what it is, an exponential on the distance d(ρ) (`{name}_distance`),
     and ρ = d⁻¹(d): on the logit scale its tail towards ρ = 1 is so heavy that NUTS diverges
-    there, while d's exponential tail is light."""
+    there, while d's exponential tail is light.
+
+    d(ρ) grows only like √(−log(1 − ρ)), so beyond d(1 − 10⁻¹⁶) (the end of `distance_grid`) ρ is 1
+    in floating point and the likelihood is flat in d: on a 3,600-area grid the prior puts 14% of
+    its mass there. A chain started there (the samplers jitter the start by e^{±1} on log d)
+    stayed for 180 draws at a log density 220 below the mode's. Chains start at d(0.99)/e instead:
+    jittered, ρ starts below 0.99."""
     if prior.rho == "beta":
         return pm.Beta(name, alpha=0.5, beta=0.5, dims=dims)
-    distance = pm.Exponential(f"{name}_distance", lam=pc_rho_rate(prior, spectrum), dims=dims)
+    start = float(pc_rho_distance(np.array(0.99), spectrum)[0]) / np.e
+    if dims is not None:
+        start = np.full(len(pm.modelcontext(None).coords[dims]), start)
+    distance = pm.Exponential(f"{name}_distance", lam=pc_rho_rate(prior, spectrum), dims=dims,
+                              initval=start)  # fmt: skip
     return pm.Deterministic(name, rho_from_distance(distance, spectrum), dims=dims)
 
 

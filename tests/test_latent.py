@@ -104,3 +104,19 @@ def test_nuts_and_laplace_models_have_the_same_log_density(model, data):
     # the latent ICAR carries a 1e-6 jitter on its diagonal: a few 1e-5 at these points
     assert latent_difference == pytest.approx(pymc_difference, abs=1e-3)
     assert abs(pymc_difference) > 1.0  # the points differ enough for the test to mean something
+
+
+@pytest.mark.parametrize("group_effects", ["iid", "bym2"])
+def test_nuts_starts_rho_off_its_floating_point_plateau(group_effects):
+    # beyond d(1 - 1e-16) rho is 1 in floating point and the likelihood flat in d: a chain the
+    # samplers' e^{+-1} jitter started there stayed 180 draws (3,600-area grid); every jittered
+    # start must map to rho <= 0.99, and the starts must still spread rho
+    pymc_model, latent = models({"group_effects": group_effects})
+    start = pymc_model.initial_point()
+    names = [name for name in start if name.endswith("_rho_distance_log__")]
+    assert names  # the PC prior is sampled on its distance
+    for name in names:
+        lowest, highest = np.exp(start[name] - 1.0), np.exp(start[name] + 1.0)
+        rho = rho_from_distance(np.concatenate([np.ravel(lowest), np.ravel(highest)]),
+                                latent.spectrum)  # fmt: skip
+        assert np.all(rho < 0.9901) and np.ptp(rho) > 0.3

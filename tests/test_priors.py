@@ -91,5 +91,9 @@ def test_large_graphs_get_the_same_prior_from_sparse_log_determinants(monkeypatc
     sparse = icar_spectrum(graph)
     assert sparse.table is not None and len(sparse.gamma) == 0
     rho = np.array([0.01, 0.2, 0.5, 0.9, 0.999])
-    assert sparse.twice_kld(rho)[0] == pytest.approx(exact.twice_kld(rho)[0], rel=1e-3)
+    # a cubic spline through the table: value and slope smooth (NUTS trajectories tripled in
+    # length on linear interpolation's kinks); measured here 1e-7 and 2e-5, linear gave 2e-2 slope
+    value, slope = sparse.twice_kld(rho)
+    assert value == pytest.approx(exact.twice_kld(rho)[0], rel=1e-5)
+    assert slope == pytest.approx(exact.twice_kld(rho)[1], rel=1e-3)
     assert pc_rho_rate(prior(), sparse) == pytest.approx(pc_rho_rate(prior(), exact), rel=1e-3)
