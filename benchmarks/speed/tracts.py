@@ -1,7 +1,7 @@
 """How the Laplace method's cost grows with the map: synthetic tract-sized problems.
 
-Areas are the Delaunay triangulation of uniform random points (a planar graph, about 3 neighbours
-per area on average... as census tracts), each with 6 groups; populations are log-normal, counts
+Areas are the Delaunay triangulation of uniform random points (a planar graph: about 3 edges,
+6 neighbours, per area, as queen-contiguous census tracts), each with 6 groups; populations are log-normal, counts
 Poisson around a smooth field with group effects (seed 11). For each size, in its own process:
 the wall time of `sae.fit` (Laplace, warm), of the tables on top, the split of `fit.seconds` and
 peak memory. Fewer draws than the default keep the draws' arrays (areas × groups × draws) in memory
