@@ -31,6 +31,7 @@ THETA_BOUNDS = {"log": (np.log(1e-4), np.log(50.0)), "logit": (-11.5, 11.5)}
 # 64 points + 8 per hyperparameter (measured: on Pennsylvania 32 points left 2-3% of interval
 # ends outside the agreement band with long NUTS runs, 128 none)
 MAX_AUTOMATIC_POINTS = 160
+KEPT_MODES_LIMIT = 5_000_000  # points × latent size: the US counties × 5 groups (2.7M) keep theirs
 
 
 def automatic_points(dimension: int) -> int:
@@ -85,8 +86,11 @@ def sobol_points(sobol: qmc.Sobol, count: int) -> np.ndarray:
 
 
 def integration_points(engine, mode, hessian, count, seed):
-    """Importance sampling over θ in two stages, with its Laplace modes and the Pareto-smoothed,
-    normalised weights and their k̂.
+    """Importance sampling over θ in two stages: the points (unconstrained θ, points × d), their
+    Laplace modes, their Pareto-smoothed, normalised weights and the weights' k̂. The modes are
+    kept only while points × latent size ≤ `KEPT_MODES_LIMIT` (each holds a sparse factor: 12 GB
+    at 20,000 areas × 6 groups), else None, and `sae.laplace_method` recomputes those it draws
+    from.
 
     Stage one draws half the points from a Student-t at the mode (scale from the Hessian). Stage
     two draws the other half from a Student-t fitted to the weighted stage-one points, which
@@ -97,9 +101,15 @@ def integration_points(engine, mode, hessian, count, seed):
     d = len(mode)
     sobol = qmc.Sobol(d + 1, scramble=True, seed=seed)
     first = student_t(mode, np.linalg.inv(hessian) * PROPOSAL_SCALE**2)
+    keep, modes = count * engine.model.size <= KEPT_MODES_LIMIT, []
+
+    def evaluate(t: np.ndarray) -> float:
+        mode_at_t = engine.mode(t, POINT_TOLERANCE)
+        modes.extend([mode_at_t] if keep else [])
+        return mode_at_t.log_posterior
+
     points = first.points(sobol_points(sobol, count // 2))
-    modes = [engine.mode(t, POINT_TOLERANCE) for t in points]
-    log_posterior = np.array([m.log_posterior for m in modes])
+    log_posterior = np.array([evaluate(t) for t in points])
     weights = np.exp(
         log_posterior - first.logpdf(points) - (log_posterior - first.logpdf(points)).max()
     )
@@ -108,13 +118,12 @@ def integration_points(engine, mode, hessian, count, seed):
     spread = (points - centre).T @ ((points - centre) * weights[:, None]) + 1e-6 * np.eye(d)
     second = student_t(centre, spread * PROPOSAL_SCALE**2)
     extra = second.points(sobol_points(sobol, count - count // 2))
-    modes += [engine.mode(t, POINT_TOLERANCE) for t in extra]
+    log_posterior = np.concatenate([log_posterior, [evaluate(t) for t in extra]])
     points = np.vstack([points, extra])
-    log_posterior = np.array([m.log_posterior for m in modes])
     mixture = np.logaddexp(first.logpdf(points), second.logpdf(points)) - np.log(2.0)
     log_weights = log_posterior - mixture
     smoothed, k_hat = az.psislw(log_weights - log_weights.max())
-    return modes, np.exp(smoothed), float(k_hat)
+    return points, modes if keep else None, np.exp(smoothed), float(k_hat)
 
 
 @dataclass(frozen=True)

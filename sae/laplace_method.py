@@ -24,6 +24,7 @@ from sae.diagnostics import PARETO_K_LIMIT, Diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
 from sae.hyperparameter_integration import (
+    POINT_TOLERANCE,
     automatic_points,
     integration_points,
     theta_hessian,
@@ -53,12 +54,13 @@ def run_laplace(
     clock = time.perf_counter()
     rng = np.random.default_rng(spec.sampler.seed)
     points = spec.sampler.integration_points or automatic_points(len(mode))
-    modes, weights, theta_k = integration_points(engine, mode, hessian, points, spec.sampler.seed)
+    thetas, modes, weights, theta_k = integration_points(engine, mode, hessian, points,
+                                                         spec.sampler.seed)  # fmt: skip
     seconds["integration"] = time.perf_counter() - clock
     clock = time.perf_counter()
     total = spec.sampler.draws * spec.sampler.chains
     counts = rng.multinomial(total, weights / weights.sum())
-    draws, row_weights = sample_mixture(model, modes, counts, rng)
+    draws, row_weights = sample_mixture(engine, thetas, modes, counts, rng)
     correction = correct(row_weights, design, graph, rng)
     seconds["draws"] = time.perf_counter() - clock
     if correction.order is not None:
@@ -126,13 +128,20 @@ def correct(row_weights: np.ndarray, design: Design, graph: AreaGraph, rng) -> C
     return Correction(None, area_order, area_k, float(joint_k), ess)
 
 
-def sample_mixture(model: LatentModel, modes: list[Mode], counts: np.ndarray, rng):
-    """Draws of the linear predictor's parts and of θ from the mixture over the points, with each
-    draw's per-row log weights against the exact posterior (float32: they feed k̂ and weights)."""
+def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] | None,
+                   counts: np.ndarray, rng):  # fmt: skip
+    """Draws of the linear predictor's parts and of θ from the mixture over the points θ_j, with
+    each draw's per-row log weights against the exact posterior (float32: they feed k̂ and
+    weights). Without kept `modes`, the Gaussian approximation at a point is recomputed when it
+    gets draws, so only one factor is held at a time."""
+    model = engine.model
     total, filled = int(counts.sum()), 0
     parts: dict[str, np.ndarray] = {}
     weights = np.empty((total, len(model.design.area)), dtype=np.float32)
-    for mode, count in zip(modes, counts, strict=True):
+    for j, (t, count) in enumerate(zip(thetas, counts, strict=True)):
+        if count == 0:
+            continue
+        mode = modes[j] if modes is not None else engine.mode(t, POINT_TOLERANCE)
         for start in range(0, count, DRAW_BATCH):
             size = min(DRAW_BATCH, count - start)
             x = draw_latent(model, mode, size, rng)
