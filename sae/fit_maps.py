@@ -42,7 +42,8 @@ def write_maps(fit, directory: Path) -> list[Path]:
         gaps = fit.gaps()
         reference = gaps["reference"].iloc[0]
         fig = maps.plot_gaps(gaps, areas, area_id, title=f"{spec.title}: gaps against {reference}",
-                             subtitle=f"{basis}rate ratio and P(higher), from the same posterior draws")  # fmt: skip
+                             subtitle=f"{basis}rate ratio and P(higher), from the same posterior draws",
+                             interval=spec.output.interval, likely=spec.flags.gap_possible)  # fmt: skip
         written += maps.save_figure(fig, directory / "gaps")
         written.append(
             interactive_map(

@@ -32,10 +32,12 @@ ALPHA_CAPTION = (
     "Opacity shows certainty: the wider the 95% interval relative to the estimate, the paler the "
     "area (faintest at 1.6 × the estimate, the NCHS limit for reliable rates). Grey: no data."
 )
-GAP_CAPTION = (
-    "Dotted: gap uncertain (0.2 < P(higher) < 0.8). Ratios are posterior medians; a gap is clear "
-    "when its 95% interval excludes no difference."
-)
+
+
+def gap_caption(interval: float, likely: float) -> str:
+    return (f"Dotted: gap uncertain ({1 - likely:.2g} < P(higher) < {likely:.2g}). Ratios are "
+            f"posterior medians; a gap is clear when its {interval:.0%} interval excludes no "
+            f"difference (P(higher) beyond {(1 - interval) / 2:.3g} or {(1 + interval) / 2:.3g}).")  # fmt: skip
 
 
 def projected(areas: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -191,9 +193,13 @@ def plot_gaps(
     subtitle: str = "",
     cmap: str = "PuOr_r",
     ax=None,
+    interval: float = 0.95,
+    likely: float = 0.80,
 ):
     """For each compared group: the rate ratio (log scale, diverging palette centred at 1) and the
-    probability that the group's rate is higher (exceedance). `ax`: an (n_groups, 2) array of Axes;
+    probability that the group's rate is higher (exceedance), binned at the fit's thresholds: the
+    outer bins are the gaps whose `interval` excludes no difference, the middle one those that are
+    uncertain (P(higher) within 1 − `likely` and `likely`). `ax`: an (n_groups, 2) array of Axes;
     without it a new Figure is made. Returns the Figure."""
     shapes = projected(areas)
     groups = list(dict.fromkeys(gaps["group"]))
@@ -203,7 +209,8 @@ def plot_gaps(
     fig = axes[0, 0].figure
     ratio_colours = ListedColormap(colormaps[cmap](np.linspace(0.05, 0.95, len(GAP_BREAKS))))
     ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
-    prob_bounds = np.array([0.05, 0.2, 0.8, 0.95, 1.0])
+    tail = (1 - interval) / 2
+    prob_bounds = np.array([tail, 1 - likely, likely, 1 - tail, 1.0])
     prob_colours = ListedColormap(colormaps["RdBu_r"](np.linspace(0.1, 0.9, len(prob_bounds))))
     prob_norm = BoundaryNorm([0.0, *prob_bounds], prob_colours.N)
     for (ax_ratio, ax_prob), group in zip(axes, groups, strict=True):
@@ -217,13 +224,15 @@ def plot_gaps(
                     "1.25–1.5", "1.5–2", "> 2"]  # fmt: skip
     ratio_handles = [Patch(facecolor=ratio_colours(i), edgecolor=EDGE_COLOUR, label=label)
                      for i, label in enumerate(ratio_labels)]  # fmt: skip
-    prob_labels = ["< 0.05 (clearly lower)", "0.05–0.2", "0.2–0.8", "0.8–0.95",
-                   "> 0.95 (clearly higher)"]  # fmt: skip
+    edges = [f"{b:.3g}" for b in prob_bounds[:4]]
+    prob_labels = [f"< {edges[0]} (clear: lower)", f"{edges[0]}–{edges[1]}",
+                   f"{edges[1]}–{edges[2]}", f"{edges[2]}–{edges[3]}",
+                   f"> {edges[3]} (clear: higher)"]  # fmt: skip
     prob_handles = [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
                     for i, label in enumerate(prob_labels)]  # fmt: skip
     prob_handles += flag_legend(("uncertain",), no_data=False)
     legends = [(ratio_handles, 0.27, 3), (prob_handles, 0.75, 2)]
-    decorate(fig, title, subtitle, GAP_CAPTION, legends)
+    decorate(fig, title, subtitle, gap_caption(interval, likely), legends)
     return fig
 
 

@@ -90,7 +90,7 @@ def data_only_variance(
         Poisson:   Σ_r m_r² θ̂_r per / E_r          (θ̂² / expected events, per stratum)
         binomial:  Σ_r m_r² per² p̂_r (1 − p̂_r) / n_r
 
-    A stratum without exposure adds an infinite variance: no data.
+    A stratum without exposure adds an infinite variance (no data) unless its weight is 0.
     """
     _, matrix = grid.aggregation(unit, age, age_weights)
     exposure = grid.rows["exposure"].to_numpy()
@@ -103,6 +103,7 @@ def data_only_variance(
     row_variance = np.where(exposure > 0, row_variance, np.inf)
     squared = matrix.copy()
     squared.data = squared.data**2
+    squared.eliminate_zeros()  # a stored zero weight times an infinite variance would be nan
     return squared.T @ row_variance
 
 

@@ -165,3 +165,18 @@ def test_interactive_map_takes_a_str_path(tmp_path):
                                        flag="reliable", has_data=True)  # fmt: skip
     path = interactive_map(estimates, areas, "area", str(tmp_path / "map.html"))
     assert path.is_file() and "Bokeh" in path.read_text()
+
+
+@pytest.mark.parametrize(("interval", "clear_label"), [(0.95, "> 0.975 (clear: higher)"),
+                                                       (0.9, "> 0.95 (clear: higher)")])  # fmt: skip
+def test_gap_map_calls_clear_only_what_the_interval_shows(interval, clear_label):
+    # the legend once said "clearly higher" for P(higher) > 0.95, where a 95% interval still
+    # includes 1 (the gap's own flag: likely); the clear bins are the interval's tails now
+    areas = grid_areas()
+    gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
+                         "ratio_median": 1.3, "prob_higher": 0.96, "flag": "likely"})  # fmt: skip
+    fig = maps.plot_gaps(gaps, areas, "area", interval=interval)
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert clear_label in labels and not any("clearly" in label for label in labels)
+    caption = " ".join(t.get_text() for t in fig.texts)
+    assert f"{interval:.0%} interval" in caption

@@ -103,6 +103,28 @@ def test_data_only_variance_matches_a_hand_computation():
     assert variance == pytest.approx([10.0])
 
 
+def test_a_stratum_without_people_and_without_weight_adds_no_variance():
+    # Pennsylvania's map-wide non-white rate had no data share: strata with no population get a
+    # stored weight 0, and 0 × an infinite variance was nan. Weight 0: no contribution; a weighted
+    # stratum without exposure: no data (infinite variance)
+    from types import SimpleNamespace
+
+    import scipy.sparse as sp
+
+    from sae.posterior import data_only_variance
+
+    rows = pd.DataFrame({"area": ["a", "a"], "exposure": [500.0, 0.0]})
+    weights = sp.csr_array((np.array([1.0, 0.0]), np.array([0, 0]), np.array([0, 1, 2])))
+    assert weights.nnz == 2  # the zero is stored, as the aggregation stores it
+    grid = SimpleNamespace(rows=rows, aggregation=lambda *a: (None, weights))
+    mean = np.array([10.0, 10.0])
+    assert data_only_variance(mean, grid, ("area",), None, None, "poisson", 1000.0) == (
+        pytest.approx([20.0])
+    )
+    both = SimpleNamespace(rows=rows, aggregation=lambda *a: (None, sp.csr_array([[0.5], [0.5]])))
+    assert np.isinf(data_only_variance(mean, both, ("area",), None, None, "poisson", 1000.0)[0])
+
+
 def test_rse_uses_the_size_of_a_negative_mean():
     # identity-scale Fay–Herriot estimates can be negative: RSE = sd / |mean|
     assert flag(mean=-5.0, sd=3.0, lower=-11.0, upper=1.0)["flag"] == "unreliable"
