@@ -8,6 +8,8 @@ and the error says how to finish; a finished posterior is never thrown away.
     gaps.csv                 `Fit.gaps()`: each group against the reference group (with groups)
     gaps_vs_all_groups.csv   each group against its place's all-groups rate
     overall.csv              `Fit.overall()`: map-wide rate per group and ratio to the reference
+    estimates_published.csv  with [output] suppress = true: unreliable numbers blanked
+                             (`sae.tables.published_estimates`)
     maps/, report.html       with maps=True / report=True (`sae.fit_maps`, `sae.report`)
 """
 
@@ -21,9 +23,10 @@ from sae.gaps import ALL_GROUPS
 from sae.spec import Spec
 from sae.staging import check_output_folder, staged_directory, staged_file
 from sae.store import write_core
+from sae.tables import published_estimates
 
-DERIVED = ("estimates.csv", "gaps.csv", "gaps_vs_all_groups.csv", "overall.csv", "maps",
-           "report.html")  # fmt: skip
+DERIVED = ("estimates.csv", "estimates_published.csv", "gaps.csv", "gaps_vs_all_groups.csv",
+           "overall.csv", "maps", "report.html")  # fmt: skip
 
 
 def protected_paths(spec: Spec) -> list[Path]:
@@ -98,8 +101,11 @@ def write_derived(fit, directory: Path, maps: bool, report: bool) -> None:
 
 
 def write_tables(fit, directory: Path) -> None:
-    """estimates.csv and, with groups, gaps.csv, gaps_vs_all_groups.csv and overall.csv."""
+    """estimates.csv (and estimates_published.csv when asked) and, with groups, gaps.csv,
+    gaps_vs_all_groups.csv and overall.csv."""
     tables = {"estimates.csv": fit.estimates}
+    if fit.spec.output.suppress:
+        tables["estimates_published.csv"] = lambda: published_estimates(fit.estimates())
     if len(fit.design.groups) > 1:
         tables |= {"gaps.csv": fit.gaps, "gaps_vs_all_groups.csv": lambda: fit.gaps(ALL_GROUPS),
                    "overall.csv": fit.overall}  # fmt: skip

@@ -111,6 +111,7 @@ class OutputSpec:
     reference_group: str | None = None
     age_stratum: str | None = None
     standard_population: Path | None = None
+    suppress: bool = False  # also write estimates_published.csv, unreliable numbers blanked
 
 
 @dataclass(frozen=True)

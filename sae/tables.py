@@ -28,6 +28,9 @@ ESTIMATE_COLUMNS = (
     "lower", "upper", "rse", "flag", "flag_reason",
 )  # fmt: skip
 ADJUSTED_COLUMNS = ("mean", "lower", "upper", "rse", "data_share", "flag", "flag_reason")
+# the numbers a publication table blanks where their flag is `unreliable`
+SUPPRESSED_COLUMNS = ("crude", "direct", "direct_se", "mean", "median", "sd", "lower", "upper",
+                      "rse", "relative_width")  # fmt: skip
 
 
 def unit_table(
@@ -73,6 +76,20 @@ def estimates_table(
         table = table.drop(columns=["observed"])
     first = [c.format(exposure=exposure) for c in (DIRECT_COLUMNS if direct else ESTIMATE_COLUMNS)]
     return with_names(table[first + [c for c in table.columns if c not in first]], inputs)
+
+
+def published_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
+    """The estimates for publication (`[output] suppress = true`): every number flagged
+    `unreliable` is blanked (rate, interval, RSE, and the crude or direct rate beside it), its
+    flag and reason kept, so that no reader can take it for a measured rate; the `adj_*` numbers
+    follow `adj_flag`. Counts, exposures and the figures behind the flags are kept."""
+    table = estimates.copy()
+    for prefix in ("", "adj_"):
+        if f"{prefix}flag" in table:
+            hidden = table[f"{prefix}flag"] == "unreliable"
+            columns = [prefix + c for c in SUPPRESSED_COLUMNS if prefix + c in table]
+            table.loc[hidden, columns] = np.nan
+    return table
 
 
 def gap_table(

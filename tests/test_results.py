@@ -86,3 +86,33 @@ def test_a_failed_map_keeps_the_posterior_and_says_how_to_finish(aged, tmp_path,
 
     assert main(["report", str(out)]) == 0  # tables, maps and report, from the saved posterior
     assert {"estimates.csv", "gaps.csv", "report.html", "maps"} <= {p.name for p in out.iterdir()}
+
+
+def test_suppress_writes_a_publication_table_with_unreliable_numbers_blanked(tmp_path):
+    areas = grid_areas()
+    cells = simulated_cells(areas, seed=4)[0]
+    cells.loc[cells.index[:3], ["population", "cases"]] = 0  # no people: unreliable, no data
+    spec = write_spec(tmp_path, cells, areas, "[output]\nsuppress = true\n")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec, progress=False)
+    fit.save(tmp_path / "out")
+    full = pd.read_csv(tmp_path / "out" / "estimates.csv")
+    published = pd.read_csv(tmp_path / "out" / "estimates_published.csv")
+    hidden = full["flag"] == "unreliable"
+    assert hidden.sum() >= 3  # the cells without people, at least
+    numbers = ["crude", "mean", "median", "sd", "lower", "upper", "rse", "relative_width"]
+    assert published.loc[hidden, numbers].isna().all().all()
+    # the reason stays beside the blank; every other number is published unchanged
+    assert (published.loc[hidden, "flag_reason"] == full.loc[hidden, "flag_reason"]).all()
+    pd.testing.assert_frame_equal(published.loc[~hidden], full.loc[~hidden])
+    assert (published[["area", "group", "observed", "population"]]
+            .equals(full[["area", "group", "observed", "population"]]))  # fmt: skip
+
+
+def test_without_suppress_no_publication_table_is_written(tmp_path):
+    spec = write_spec(tmp_path, simulated_cells(grid_areas())[0], grid_areas())
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        sae.fit(spec, progress=False).save(tmp_path / "out")
+    assert not (tmp_path / "out" / "estimates_published.csv").exists()
