@@ -206,14 +206,18 @@ class Fit:
         return fit_summary(self)
 
     def check(self) -> dict:
-        """Model checks (`sae.checks`): posterior predictive totals (count models), Moran's I of
-        the area residuals (count models), and PSIS-LOO for comparing models on the same data."""
+        """Model checks (`sae.checks`): PSIS-LOO for comparing models on the same data; for count
+        models posterior predictive p-values (dispersion, zeros, largest count, totals by group
+        and stratum), Moran's I of the area residuals, and Moran's I of each group's deviations
+        (spatial structure left in iid group effects)."""
         from sae import checks
 
         result = {"loo": checks.loo(self)}
         if self.spec.model.family != "gaussian":
             result["posterior_predictive"] = checks.posterior_predictive(self)
             result["residual_morans_i"] = checks.residual_morans_i(self)
+            if self.inputs.graph.edges.size:
+                result["group_deviation_morans_i"] = checks.group_deviation_morans_i(self)
         return result
 
     def save(

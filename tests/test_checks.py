@@ -25,3 +25,30 @@ def test_morans_i_detects_smooth_and_checkerboard_patterns():
     checker = morans_i(((rows + cols) % 2) * 1.0, edges)
     assert smooth["morans_i"] > 0.8 and smooth["p_value"] < 0.01
     assert checker["morans_i"] == pytest.approx(-1.0) and checker["p_value"] == 1.0
+
+
+def test_dispersion_check_fails_where_totals_cannot():
+    # The audit's case (#10): a model without the data's extra variation, fitted to strongly
+    # overdispersed counts (a log-normal factor, sd 0.6, on every area × group row), passes the
+    # total check (p 0.51 then) and must fail the dispersion check.
+    import warnings
+
+    from conftest import grid_areas, simulated_cells
+
+    import sae
+    from sae.spec_file import spec_from_dict
+
+    areas = grid_areas(nrow=6, ncol=6)
+    cells = simulated_cells(areas, seed=2)[0]
+    rng = np.random.default_rng(8)
+    rate = 0.002 * np.exp(rng.normal(0.0, 0.6, len(cells)))
+    cells["cases"] = rng.poisson(rate * cells["population"])
+    spec = spec_from_dict({"data": {"area_id": "area", "group": "group", "count": "cases",
+                                    "population": "population"},
+                           "model": {"group_effects": "none"}})  # fmt: skip
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
+    ppc = fit.check()["posterior_predictive"].set_index(["statistic", "rows"])["p_value"]
+    assert 0.05 < ppc[("total", "all rows")] < 0.95
+    assert ppc[("dispersion (Pearson χ²)", "all rows")] < 0.01

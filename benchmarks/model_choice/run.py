@@ -27,14 +27,16 @@ def main() -> None:
     for choice in ("none", "iid", "bym2"):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            fit = sae.fit(base.replace(model={"group_effects": choice}), progress=False)
+            fit = sae.fit(base.replace(model={"group_effects": choice}, sampler={"method": "nuts"}),
+                          progress=False)  # fmt: skip
         result = fit.check()
         loos[choice] = result["loo"]
-        ppc = result["posterior_predictive"].set_index("group")["p_value"]
+        ppc = result["posterior_predictive"].set_index(["statistic", "rows"])["p_value"]
         rows.append({"group_effects": choice, "elpd_loo": round(result["loo"].elpd_loo, 1),
                      "p_loo": round(result["loo"].p_loo, 1),
                      "pareto_k_over_0.7": int((result["loo"].pareto_k > 0.7).sum()),
-                     "ppc_p_all": ppc["all groups"], "ppc_p_non_white": ppc["non-white"],
+                     "ppc_p_dispersion": ppc[("dispersion (Pearson χ²)", "all rows")],
+                     "ppc_p_non_white": ppc[("total", "group non-white")],
                      "residual_morans_i": round(result["residual_morans_i"]["morans_i"], 3),
                      "max_rhat": round(fit.diagnostics.max_rhat, 4),
                      "sample_s": round(fit.seconds["sample"], 1)})  # fmt: skip
