@@ -63,6 +63,10 @@ class Poisson:
     def replicate(self, rng, rows: RowData, eta) -> np.ndarray:
         return rng.poisson(np.minimum(np.exp(eta + rows.offset), 1e12))
 
+    def direct_variance(self, rate, exposure, per: float):
+        """Var of a direct rate (per `per`) from its own data alone, at the rate `rate`: θ per / E."""
+        return rate * per / exposure
+
     def default_per(self, exposure: str) -> float:
         return 100_000.0 if exposure == "population" else 1.0
 
@@ -101,6 +105,11 @@ class Binomial:
 
     def replicate(self, rng, rows: RowData, eta) -> np.ndarray:
         return rng.binomial(rows.trials.astype(np.int64), special.expit(eta))
+
+    def direct_variance(self, rate, exposure, per: float):
+        """Var of a direct proportion (per `per`) from its own data alone: per² p (1 − p) / n."""
+        p = rate / per
+        return per**2 * p * (1 - p) / exposure
 
     def default_per(self, exposure: str) -> float:
         return 100.0

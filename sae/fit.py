@@ -113,7 +113,7 @@ class Fit:
             mean = self._stratum_rates(local=False).mean(axis=(0, 1))
             data_variance = posterior.data_only_variance(
                 mean, self.design.grid, unit, age, self.inputs.age_weights,
-                self.spec.model.family, self.spec.per,
+                self.spec.family, self.spec.per,
             )  # fmt: skip
         return tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
                                  self.spec.output.interval, self.spec.flags,

@@ -22,6 +22,7 @@ import scipy.sparse as sp
 import xarray as xr
 
 from sae.design import Design, Grid
+from sae.family import Family
 from sae.predictor import linear_predictor
 
 CELL = ("area", "group")
@@ -82,10 +83,11 @@ def unit_rates(
 
 def data_only_variance(
     stratum_mean: np.ndarray, grid: Grid, unit: tuple[str, ...], age: str | None,
-    age_weights: pd.Series | None, family: str, per: float,
+    age_weights: pd.Series | None, family: Family, per: float,
 ) -> np.ndarray:  # fmt: skip
     """Var_data of each unit's rate: the variance its own data alone would give, by the delta
-    method at the posterior mean rates θ̂_r (per `per`) of the unit's strata r with weights m_r:
+    method at the posterior mean rates θ̂_r (per `per`) of the unit's strata r with weights m_r
+    (`Family.direct_variance`):
 
         Poisson:   Σ_r m_r² θ̂_r per / E_r          (θ̂² / expected events, per stratum)
         binomial:  Σ_r m_r² per² p̂_r (1 − p̂_r) / n_r
@@ -95,11 +97,7 @@ def data_only_variance(
     _, matrix = grid.aggregation(unit, age, age_weights)
     exposure = grid.rows["exposure"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
-        if family == "binomial":
-            p = stratum_mean / per
-            row_variance = per**2 * p * (1 - p) / exposure
-        else:
-            row_variance = stratum_mean * per / exposure
+        row_variance = family.direct_variance(stratum_mean, exposure, per)
     row_variance = np.where(exposure > 0, row_variance, np.inf)
     squared = matrix.copy()
     squared.data = squared.data**2

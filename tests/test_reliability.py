@@ -91,6 +91,7 @@ def test_data_only_variance_matches_a_hand_computation():
 
     import scipy.sparse as sp
 
+    from sae.family import Poisson
     from sae.posterior import data_only_variance
 
     rows = pd.DataFrame({"area": ["a", "a"], "exposure": [500.0, 500.0]})
@@ -98,7 +99,7 @@ def test_data_only_variance_matches_a_hand_computation():
         rows=rows, aggregation=lambda *a: (None, sp.csr_array([[0.5], [0.5]]))
     )  # fmt: skip
     variance = data_only_variance(
-        np.array([10.0, 10.0]), grid, ("area",), None, None, "poisson", 1000.0
+        np.array([10.0, 10.0]), grid, ("area",), None, None, Poisson(), 1000.0
     )
     assert variance == pytest.approx([10.0])
 
@@ -111,6 +112,7 @@ def test_a_stratum_without_people_and_without_weight_adds_no_variance():
 
     import scipy.sparse as sp
 
+    from sae.family import Poisson
     from sae.posterior import data_only_variance
 
     rows = pd.DataFrame({"area": ["a", "a"], "exposure": [500.0, 0.0]})
@@ -118,11 +120,11 @@ def test_a_stratum_without_people_and_without_weight_adds_no_variance():
     assert weights.nnz == 2  # the zero is stored, as the aggregation stores it
     grid = SimpleNamespace(rows=rows, aggregation=lambda *a: (None, weights))
     mean = np.array([10.0, 10.0])
-    assert data_only_variance(mean, grid, ("area",), None, None, "poisson", 1000.0) == (
+    assert data_only_variance(mean, grid, ("area",), None, None, Poisson(), 1000.0) == (
         pytest.approx([20.0])
     )
     both = SimpleNamespace(rows=rows, aggregation=lambda *a: (None, sp.csr_array([[0.5], [0.5]])))
-    assert np.isinf(data_only_variance(mean, both, ("area",), None, None, "poisson", 1000.0)[0])
+    assert np.isinf(data_only_variance(mean, both, ("area",), None, None, Poisson(), 1000.0)[0])
 
 
 def test_rse_uses_the_size_of_a_negative_mean():
