@@ -186,12 +186,8 @@ def numeric_column(table: pd.DataFrame, column: str, source: str, role: str) -> 
 
 def count_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     values = numeric_column(table, column, source, "count")
-    negative = values < 0
-    if negative.any():
-        raise SaeInputError(
-            f"{source}: column {column!r} (count) is negative at {rows_where(table, negative)}. "
-            "Counts are numbers of events, 0 or more."
-        )
+    refuse_negative(table, values, f"{source}: column {column!r} (count)",
+                    "Counts are numbers of events, 0 or more.")  # fmt: skip
     huge = values > LARGEST_EXACT_COUNT
     if huge.any():
         raise SaeInputError(
@@ -210,13 +206,15 @@ def count_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
 
 def exposure_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
     values = numeric_column(table, column, source, "exposure")
+    refuse_negative(table, values, f"{source}: column {column!r}",
+                    "Populations, expected counts and trials are 0 or more.")  # fmt: skip
+    return values
+
+
+def refuse_negative(table: pd.DataFrame, values: pd.Series, where: str, advice: str) -> None:
     negative = values < 0
     if negative.any():
-        raise SaeInputError(
-            f"{source}: column {column!r} is negative at {rows_where(table, negative)}. "
-            "Populations, expected counts and trials are 0 or more."
-        )
-    return values
+        raise SaeInputError(f"{where} is negative at {rows_where(table, negative)}. {advice}")
 
 
 def check_exposure(frame: pd.DataFrame, kind: str, count: str, column: str, source: str) -> None:
