@@ -44,6 +44,11 @@ def methods(fit) -> str:
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
+    if s.data.strata and s.data.group:
+        adjusted += (f" The stratum effects ({', '.join(s.data.strata)}) are shared by every group "
+                     "(no group × stratum interaction): within a place every stratum has the same "
+                     "rate ratio between groups, so an age-adjusted gap is the model's common "
+                     "ratio, not a standardisation of stratum-specific gaps.")  # fmt: skip
     return (
         f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
         f"is the sum of an intercept, group and stratum effects, covariates "

@@ -116,3 +116,12 @@ def test_without_suppress_no_publication_table_is_written(tmp_path):
         warnings.simplefilter("ignore")
         sae.fit(spec, progress=False).save(tmp_path / "out")
     assert not (tmp_path / "out" / "estimates_published.csv").exists()
+
+
+def test_report_says_strata_are_shared_by_groups(aged):
+    # #10 item 6: an age-adjusted gap is the model's common ratio; the methods must say so
+    from sae.report import methods
+
+    fit, _, _ = aged
+    text = methods(fit)
+    assert "(age) are shared by every group" in text and "common ratio" in text
