@@ -49,7 +49,7 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
     coordinates = [polygon_coordinates(g) for g in shapes.geometry]
     data = {"xs": [c[0] for c in coordinates], "ys": [c[1] for c in coordinates],
             "area": shapes["area"].tolist(),
-            "name": shapes["area"].map(names).fillna(shapes["area"]).tolist()}  # fmt: skip
+            "name": [names.get(area, area) for area in shapes["area"]]}  # fmt: skip
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
     bounds = classify(values)
     colours = colormaps["YlOrRd"](np.linspace(0.1, 0.95, len(bounds)))

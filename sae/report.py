@@ -155,7 +155,7 @@ def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
         f"ratio to {overall['reference'].iloc[0]}": overall["ratio_median"].round(3),
         "ratio lower": overall["ratio_lower"].round(3), "ratio upper": overall["ratio_upper"].round(3),
     })  # fmt: skip
-    top = gaps.assign(name=gaps["area"].map(names).fillna(gaps["area"]))
+    top = gaps.assign(name=[names.get(area, area) for area in gaps["area"]])
     top = top.reindex(top["ratio_median"].sub(1).abs().sort_values(ascending=False).index).head(15)
     columns = ["name", "area", "group", "reference", "ratio_median", "ratio_lower", "ratio_upper",
                "prob_higher", "excess", "flag", "flag_reason"]  # fmt: skip
