@@ -67,6 +67,10 @@ class Poisson:
         """Var of a direct rate (per `per`) from its own data alone, at the rate `rate`: θ per / E."""
         return rate * per / exposure
 
+    def below(self, rows: RowData, eta):
+        """P(y_rep < y_r | η) for each row's observed count."""
+        return stats.poisson.cdf(rows.response - 1, np.exp(eta + rows.offset))
+
     def default_per(self, exposure: str) -> float:
         return 100_000.0 if exposure == "population" else 1.0
 
@@ -110,6 +114,10 @@ class Binomial:
         """Var of a direct proportion (per `per`) from its own data alone: per² p (1 − p) / n."""
         p = rate / per
         return per**2 * p * (1 - p) / exposure
+
+    def below(self, rows: RowData, eta):
+        """P(y_rep < y_r | η) for each row's observed count."""
+        return stats.binom.cdf(rows.response - 1, rows.trials, special.expit(eta))
 
     def default_per(self, exposure: str) -> float:
         return 100.0

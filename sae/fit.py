@@ -208,14 +208,16 @@ class Fit:
     def check(self) -> dict:
         """Model checks (`sae.checks`): PSIS-LOO for comparing models on the same data; for count
         models posterior predictive p-values (dispersion, zeros, largest count, totals by group
-        and stratum), Moran's I of the area residuals, and Moran's I of each group's deviations
-        (spatial structure left in iid group effects)."""
+        and stratum), the randomised LOO-PIT with its uniformity test, Moran's I of the area
+        residuals, and Moran's I of each group's deviations (spatial structure left in iid group
+        effects)."""
         from sae import checks
 
         result = {"loo": checks.loo(self)}
         if self.spec.model.family != "gaussian":
             result["posterior_predictive"] = checks.posterior_predictive(self)
             result["residual_morans_i"] = checks.residual_morans_i(self)
+            result["loo_pit"] = checks.loo_pit(self)
             if self.inputs.graph.edges.size:
                 result["group_deviation_morans_i"] = checks.group_deviation_morans_i(self)
         return result

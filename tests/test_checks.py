@@ -27,7 +27,7 @@ def test_morans_i_detects_smooth_and_checkerboard_patterns():
     assert checker["morans_i"] == pytest.approx(-1.0) and checker["p_value"] == 1.0
 
 
-def test_dispersion_check_fails_where_totals_cannot():
+def test_dispersion_and_loo_pit_checks_fail_where_totals_cannot():
     # The audit's case (#10): a model without the data's extra variation, fitted to strongly
     # overdispersed counts (a log-normal factor, sd 0.6, on every area × group row), passes the
     # total check (p 0.51 then) and must fail the dispersion check.
@@ -49,6 +49,12 @@ def test_dispersion_check_fails_where_totals_cannot():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         fit = sae.fit(spec, cells=cells, areas=areas, progress=False)
-    ppc = fit.check()["posterior_predictive"].set_index(["statistic", "rows"])["p_value"]
+    result = fit.check()
+    ppc = result["posterior_predictive"].set_index(["statistic", "rows"])["p_value"]
     assert 0.05 < ppc[("total", "all rows")] < 0.95
     assert ppc[("dispersion (Pearson χ²)", "all rows")] < 0.01
+    # the LOO-PIT of a too-narrow predictive piles up at 0 and 1 (measured: KS p 4e-9)
+    pit = result["loo_pit"]
+    assert pit["p_value"] < 0.001
+    outer = ((pit["pit"] < 0.2) | (pit["pit"] > 0.8)).mean()
+    assert outer > 0.6  # 0.4 if uniform
