@@ -100,7 +100,7 @@ def loo_pit(fit, seed: int = 0) -> dict:
     rows, family = fit.design.rows, fit.spec.family
     eta = predictor_draws(fit)
     eta = eta.reshape(-1, eta.shape[-1])
-    log_lik = family.log_density(rows, eta)
+    log_lik = pointwise_log_likelihood(fit).reshape(eta.shape)
     log_weights, k_hat = az.psislw(-log_lik.T)  # rows × draws, normalised per row
     weights = np.exp(log_weights).T
     below = (weights * family.below(rows, eta)).sum(axis=0)

@@ -75,9 +75,9 @@ class Hyperparameter:
 
     def log_prior(self, t: np.ndarray) -> np.ndarray:
         """log π of t: the prior density of the natural value times the Jacobian."""
+        value = self.natural(t)
         if self.kind == "sigma":
-            return sigma_log_prior(self.prior, np.exp(t)) + t
-        value = 1.0 / (1.0 + np.exp(-t))
+            return sigma_log_prior(self.prior, value) + t
         density = (rho_log_prior(self.prior, value) if self.prior.rho == "beta"
                    else pc_rho_logp(value, self.prior, self.spectrum))  # fmt: skip
         return density + np.log(value) + np.log1p(-value)
