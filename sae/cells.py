@@ -279,5 +279,7 @@ def check_duplicates(frame: pd.DataFrame, keys: list[str], source: str) -> None:
     if dupes.any():
         raise SaeInputError(
             f"{source}: more than one row for the same cell ({', '.join(keys)}) at "
-            f"{rows_where(frame, dupes)}. Sum or remove the duplicates."
+            f"{rows_where(frame, dupes)}. Sum or remove the duplicates; or, if another column tells "
+            'the rows apart, name it: [data] group = "race" for groups, strata = ["age", "sex"] '
+            "for bands within a cell."
         )
