@@ -9,6 +9,7 @@ area × group × stratum combination, so every cell of the map gets an estimate,
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import numpy as np
@@ -27,16 +28,22 @@ class Term:
     """One column of the fixed-effect design: a numeric covariate or stratum (`level` None), or the
     dummy of one level of a categorical one; standardised as (value − center) / scale.
 
+    With `group`, the column is that value times the indicator of the group: a group × stratum
+    interaction, so the stratum's effect in `group` differs from its effect in the baseline group
+    (the group with the largest exposure) by this term's coefficient.
+
     The coding is saved with a fit, so a loaded fit means what it meant when it was fitted."""
 
     column: str
     level: str | None
     center: float
     scale: float
+    group: str | None = None
 
     @property
     def label(self) -> str:
-        return self.column if self.level is None else f"{self.column}[{self.level}]"
+        name = self.column if self.level is None else f"{self.column}[{self.level}]"
+        return name if self.group is None else f"{name}:group[{self.group}]"
 
     @property
     def numeric(self) -> bool:
@@ -44,11 +51,17 @@ class Term:
 
     def values(self, frame: pd.DataFrame) -> np.ndarray:
         """The standardised column for the rows of `frame`."""
+        return (self.raw(frame) - self.center) / self.scale
+
+    def raw(self, frame: pd.DataFrame) -> np.ndarray:
+        """The column before standardisation."""
         raw = frame[self.column]
         raw = (
             raw.to_numpy(float) if self.numeric else (raw.astype(str) == self.level).to_numpy(float)
         )
-        return (raw - self.center) / self.scale
+        if self.group is not None:
+            raw = raw * (frame["group"].astype(str) == self.group).to_numpy(float)
+        return raw
 
 
 @dataclass(frozen=True, eq=False)
@@ -212,9 +225,26 @@ def likelihood_rows(frame: pd.DataFrame, exposure_kind: str, transform: str | No
     return used, rows, float(np.log(response.sum() / exposure[used].sum()))
 
 
-def fixed_effect_coding(frame: pd.DataFrame, cells: CellTable) -> tuple[Term, ...]:
+def fixed_effect_coding(
+    frame: pd.DataFrame, cells: CellTable, strata_by_group: tuple[str, ...] = ()
+) -> tuple[Term, ...]:
     """Numeric covariates and strata standardised; categorical ones dummy-coded against their first
-    (sorted) level, each dummy centred."""
+    (sorted) level, each dummy centred. Each stratum in `strata_by_group` also gets, for every group
+    but the baseline (largest exposure), its columns times that group's indicator (standardised
+    the same way): group-specific stratum effects."""
+    terms = main_effect_terms(frame, cells)
+    baseline = frame.groupby("group")["exposure"].sum().idxmax()
+    for term in [t for t in terms if t.column in strata_by_group]:
+        for group in (g for g in cells.groups if g != baseline):
+            raw = dataclasses.replace(term, group=group, center=0.0, scale=1.0).raw(frame)
+            scale = float(raw.std(ddof=0)) if term.numeric else 1.0
+            terms.append(
+                dataclasses.replace(term, group=group, center=float(raw.mean()), scale=scale)
+            )
+    return tuple(terms)
+
+
+def main_effect_terms(frame: pd.DataFrame, cells: CellTable) -> list[Term]:
     terms = []
     for name in (*cells.covariates, *cells.strata):
         values = frame[name]
@@ -229,7 +259,7 @@ def fixed_effect_coding(frame: pd.DataFrame, cells: CellTable) -> tuple[Term, ..
         for level in sorted(values.unique())[1:]:
             dummy = (values.to_numpy() == level).astype(float)
             terms.append(Term(name, str(level), float(dummy.mean()), 1.0))
-    return tuple(terms)
+    return terms
 
 
 def coded(frame: pd.DataFrame, coding: tuple[Term, ...]) -> np.ndarray:

@@ -20,7 +20,7 @@ import pandas as pd
 import xarray as xr
 
 from sae import posterior, tables
-from sae.design import Design, build_design
+from sae.design import Design, build_design, fixed_effect_coding
 from sae.diagnostics import Diagnostics, warn_if_untrustworthy
 from sae.errors import SaeInputError
 from sae.gaps import ALL_GROUPS, quantiles
@@ -257,6 +257,8 @@ def labelled_cells(draws: xr.DataArray, inputs: Inputs, design: Design) -> xr.Da
 def design_for(spec: Spec, inputs: Inputs, coding=None) -> Design:
     """The model arrays; Fay–Herriot specs pass their transform, saved fits their coding."""
     transform = spec.model.transform if spec.model.family == "gaussian" else None
+    if coding is None:
+        coding = fixed_effect_coding(inputs.cells.frame, inputs.cells, spec.model.strata_by_group)
     return build_design(inputs.cells, inputs.graph, inputs.areas, spec.data.area_id, transform,
                         coding)  # fmt: skip
 

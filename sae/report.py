@@ -44,11 +44,7 @@ def methods(fit) -> str:
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
-    if s.data.strata and s.data.group:
-        adjusted += (f" The stratum effects ({', '.join(s.data.strata)}) are shared by every group "
-                     "(no group × stratum interaction): within a place every stratum has the same "
-                     "rate ratio between groups, so an age-adjusted gap is the model's common "
-                     "ratio, not a standardisation of stratum-specific gaps.")  # fmt: skip
+    adjusted += strata_text(s)
     return (
         f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
         f"is the sum of an intercept, group and stratum effects, covariates "
@@ -60,6 +56,25 @@ def methods(fit) -> str:
         f"Intervals are equal-tailed {s.output.interval:.0%} credible intervals. Gaps are computed draw "
         f"by draw from the same posterior."
     )
+
+
+def strata_text(s) -> str:
+    """Which stratum effects are shared by the groups, and what that means for a gap."""
+    if not (s.data.strata and s.data.group):
+        return ""
+    by_group = [k for k in s.data.strata if k in s.model.strata_by_group]
+    shared = [k for k in s.data.strata if k not in by_group]
+    text = ""
+    if by_group:
+        text += (f" The effects of {', '.join(by_group)} are estimated for each group separately "
+                 "(group × stratum interactions), so an age-adjusted gap standardises gaps that "
+                 "may differ from one band to the next.")  # fmt: skip
+    if shared:
+        text += (f" The stratum effects ({', '.join(shared)}) are shared by every group "
+                 "(no group × stratum interaction): within a place every such stratum has the same "
+                 "rate ratio between groups, so a gap standardised over it is the model's common "
+                 "ratio, not a standardisation of stratum-specific gaps.")  # fmt: skip
+    return text
 
 
 def inference_text(fit) -> str:

@@ -18,6 +18,7 @@ CONTIGUITIES = ("queen", "rook")
 ISLAND_RULES = ("keep", "connect")
 FAMILIES = ("poisson", "binomial", "gaussian")
 TRANSFORMS = ("none", "log", "logit", "arcsine")
+VARIANCE_SMOOTHING = ("none", "gvf", "proportion")
 SPATIAL = ("bym2", "none")
 GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
@@ -45,6 +46,7 @@ class DataSpec:
     variance: str | None = None
     se: str | None = None
     sample_size: str | None = None
+    variance_smoothing: str = "none"  # none | gvf | proportion (sae.direct)
     covariates: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
 
@@ -69,6 +71,7 @@ class ModelSpec:
     transform: str = "none"
     pc_sigma: tuple[float, float] | None = None  # P(σ > U) = α; None: the family's (sae.priors)
     pc_rho: tuple[float, float] = (0.5, 2.0 / 3.0)  # P(ρ < U) = α
+    strata_by_group: tuple[str, ...] = ()  # strata whose effects differ by group (interactions)
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from sae.spec import (
     RULE_SETS,
     SPATIAL,
     TRANSFORMS,
+    VARIANCE_SMOOTHING,
     DataSpec,
     FlagSpec,
     GraphSpec,
@@ -47,6 +48,7 @@ SECTIONS = {
     "output": OutputSpec,
 }
 CHOICES = {
+    ("data", "variance_smoothing"): VARIANCE_SMOOTHING,
     ("graph", "contiguity"): CONTIGUITIES,
     ("graph", "islands"): ISLAND_RULES,
     ("model", "family"): FAMILIES,
@@ -248,6 +250,12 @@ def check_data_roles(spec: Spec, where: str) -> None:
     if spec.model.family == "gaussian":
         check_direct_estimates(spec, where)
     else:
+        if data.variance_smoothing != "none":
+            raise SaeInputError(
+                f"{where}: [data] variance_smoothing smooths the sampling variances of survey "
+                f'estimates (family = "gaussian"); family {spec.model.family!r} has counts. '
+                "Remove it."
+            )
         given = [k for k in ("population", "expected", "trials") if getattr(data, k)]
         wanted = "trials" if spec.model.family == "binomial" else "population or expected"
         if len(given) != 1 or (spec.model.family == "binomial") != (given == ["trials"]):
@@ -272,11 +280,28 @@ def check_data_roles(spec: Spec, where: str) -> None:
             f"{where}: [data] categorical names {undeclared}, which are not among the covariates "
             f"{list(data.covariates)}. Add them to covariates or remove them from categorical."
         )
+    check_strata_by_group(spec, where)
     age = spec.output.age_stratum
     if age is not None and age not in data.strata:
         raise SaeInputError(
             f"{where}: [output] age_stratum = {age!r} is not one of the strata "
             f"{list(data.strata)}. Name the age column in [data] strata too."
+        )
+
+
+def check_strata_by_group(spec: Spec, where: str) -> None:
+    """Group-specific stratum effects need groups, and name strata of the data."""
+    named = spec.model.strata_by_group
+    if named and spec.data.group is None:
+        raise SaeInputError(
+            f"{where}: [model] strata_by_group = {list(named)} gives each group its own stratum "
+            "effects, so it needs [data] group (the group column). Name it, or remove strata_by_group."
+        )
+    unknown = [s for s in named if s not in spec.data.strata]
+    if unknown:
+        raise SaeInputError(
+            f"{where}: [model] strata_by_group names {unknown}, which are not among the strata "
+            f"{list(spec.data.strata)}. Name them in [data] strata too, or remove them."
         )
 
 
@@ -293,10 +318,29 @@ def check_direct_estimates(spec: Spec, where: str) -> None:
             f'{where}: family = "gaussian" takes direct estimates; remove [data] expected / trials '
             "(population may stay: it weighs cells when they are combined)."
         )
+    check_variance_smoothing(spec, where)
     if spec.model.transform == "arcsine" and data.sample_size is None:
         raise SaeInputError(
             f'{where}: transform = "arcsine" uses the variance 1/(4n) of asin(√p), so it needs '
             "[data] sample_size = the column of sample sizes."
+        )
+
+
+def check_variance_smoothing(spec: Spec, where: str) -> None:
+    """Smoothing needs sample sizes, and is not combined with the arcsine transform's own."""
+    smoothing = spec.data.variance_smoothing
+    if smoothing == "none":
+        return
+    if spec.data.sample_size is None:
+        raise SaeInputError(
+            f'{where}: [data] variance_smoothing = "{smoothing}" predicts each variance from the '
+            "cell's sample size, so it needs [data] sample_size = the column of sample sizes."
+        )
+    if spec.model.transform == "arcsine":
+        raise SaeInputError(
+            f'{where}: [data] variance_smoothing = "{smoothing}" with transform = "arcsine": the '
+            "arcsine transform already stabilises the variance (1/(4ñ), ñ the effective sample "
+            'size). Use one of them: variance_smoothing = "none", or another transform.'
         )
 
 

@@ -33,6 +33,9 @@ b_i + c_ig on the prevalence scale, a = (0, 0.03, 0.02, −0.03), b a BYM2 field
   0 when p̂ is 0 or 1 (sae then fills it from its generalised variance function in n).
 - *estimated variances, arcsine*: the same estimates fitted with transform = "arcsine", where sae
   uses the variance 1/(4n) of asin(√p̂), which does not depend on p̂ (a standard remedy).
+- *estimated variances, smoothed*: the same estimates with `variance_smoothing = "proportion"`:
+  every ψ̂ replaced by a GVF prediction from n and the group's pooled prevalence, with Duan's
+  smearing factor (`sae.direct`).
 
 Scored for every cell: does the 95% interval cover the truth, error of the posterior mean and of
 the direct estimate, the flag; for every area and non-reference group: does the interval of the
@@ -74,7 +77,12 @@ RESPONDENT_BANDS = ([0, 1, 10, 50, np.inf], ["none", "1–9", "10–49", "≥ 50
 SCENARIOS = {
     "pennsylvania": ("well-specified", "sharp boundary"),
     "us_counties": ("well-specified", "state steps"),
-    "us_survey": ("well-specified", "estimated variances", "estimated variances, arcsine"),
+    "us_survey": (
+        "well-specified",
+        "estimated variances",
+        "estimated variances, arcsine",
+        "estimated variances, smoothed",
+    ),
 }
 STUDY_TITLES = {
     "pennsylvania": "Race × place count model, 67 Pennsylvania counties × 2 groups",
@@ -203,11 +211,12 @@ def replicate_us_counties(scenario: str, seed: int, draws: int):
 # US counties, survey -----------------------------------------------------------------------------
 
 
-def us_survey_spec(draws: int, transform: str) -> sae.Spec:
+def us_survey_spec(draws: int, transform: str, smoothing: str = "none") -> sae.Spec:
     return sae.spec_from_dict({
         "title": "Simulated survey prevalence, US counties x 4 groups",
         "data": {"area_id": "fips", "area_name": "county_name", "group": "group",
-                 "estimate": "prevalence", "variance": "variance", "sample_size": "n"},
+                 "estimate": "prevalence", "variance": "variance", "sample_size": "n",
+                 "variance_smoothing": smoothing},
         "model": {"family": "gaussian", "spatial": "bym2", "group_effects": "iid",
                   "transform": transform},
         "output": {"reference_group": "white"},
@@ -230,7 +239,8 @@ def survey_estimates(theta: np.ndarray, n: np.ndarray, scenario: str, rng):
 
 def replicate_us_survey(scenario: str, seed: int, draws: int):
     transform = "arcsine" if scenario.endswith("arcsine") else "none"
-    spec, areas = us_survey_spec(draws, transform), us_areas()
+    smoothing = "proportion" if scenario.endswith("smoothed") else "none"
+    spec, areas = us_survey_spec(draws, transform, smoothing), us_areas()
     graph = us_graph(areas)
     populations = us_populations(areas, graph)
     rng = np.random.default_rng(seed)
