@@ -16,12 +16,15 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
-import arviz as az
 import numpy as np
-import xarray as xr
 
+from sae import convergence
 from sae.spec import FlagSpec
+
+if TYPE_CHECKING:
+    import arviz as az
 
 PARETO_K_LIMIT = 0.7  # Vehtari et al. (2024): above this, importance sampling is unreliable
 SERIES_PER_CHUNK = 2000
@@ -136,10 +139,10 @@ def variable_diagnostics(draws) -> dict | None:
         chunk = chunk[:, :, chunk.std(axis=(0, 1)) > 0]
         if chunk.shape[2] == 0:
             continue
-        dataset = xr.Dataset({"x": (("chain", "draw", "element"), chunk)})
-        worst["rhat"] = max(worst["rhat"], float(az.rhat(dataset)["x"].max()))
-        worst["ess_bulk"] = min(worst["ess_bulk"], float(az.ess(dataset, method="bulk")["x"].min()))
-        worst["ess_tail"] = min(worst["ess_tail"], float(az.ess(dataset, method="tail")["x"].min()))
+        rhat, ess = convergence.rhat_and_ess(chunk)
+        worst["rhat"] = max(worst["rhat"], float(rhat.max()))
+        worst["ess_bulk"] = min(worst["ess_bulk"], float(ess.min()))
+        worst["ess_tail"] = min(worst["ess_tail"], float(convergence.ess_tail(chunk).min()))
     return None if worst["rhat"] == -np.inf else worst
 
 

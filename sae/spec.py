@@ -71,7 +71,9 @@ class ModelSpec:
     transform: str = "none"
     pc_sigma: tuple[float, float] | None = None  # P(σ > U) = α; None: the family's (sae.priors)
     pc_rho: tuple[float, float] = (0.5, 2.0 / 3.0)  # P(ρ < U) = α
-    strata_by_group: tuple[str, ...] = ()  # strata whose effects differ by group (interactions)
+    # strata whose effects differ by group (group × stratum interactions); None: the age stratum
+    # when the data have groups (benchmarks/strata_by_group), [] for effects shared by all groups
+    strata_by_group: tuple[str, ...] | None = None
 
 
 @dataclass(frozen=True)
@@ -135,6 +137,12 @@ class Spec:
             default = "iid" if self.data.group else "none"
             object.__setattr__(
                 self, "model", dataclasses.replace(self.model, group_effects=default)
+            )
+        if self.model.strata_by_group is None:
+            age = self.output.age_stratum
+            default = (age,) if self.data.group and age in self.data.strata else ()
+            object.__setattr__(
+                self, "model", dataclasses.replace(self.model, strata_by_group=default)
             )
 
     @property

@@ -6,13 +6,11 @@ Posterior summaries are computed in blocks of cells so memory stays bounded on l
 
 from __future__ import annotations
 
-import warnings
-
-import arviz as az
 import numpy as np
 import pandas as pd
 import xarray as xr
 
+from sae import convergence
 from sae.gaps import GAP_COLUMNS, compare_draws, interval_bounds
 from sae.inputs import Inputs
 from sae.posterior import flatten
@@ -187,11 +185,8 @@ def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
     lower, median, upper = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0)
     mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
     if values.shape[0] > 1:
-        dataset = xr.Dataset({"rate": (("chain", "draw", "cell"), values)})
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)  # constant draws give nan R-hat
-            rhat = az.rhat(dataset)["rate"].to_numpy()
-            ess = az.ess(dataset, method="bulk")["rate"].to_numpy()
+        with np.errstate(invalid="ignore", divide="ignore"):  # constant draws give nan R-hat
+            rhat, ess = convergence.rhat_and_ess(values)
     else:
         rhat = ess = np.full(values.shape[2], np.nan)
     return pd.DataFrame({

@@ -118,10 +118,12 @@ def test_without_suppress_no_publication_table_is_written(tmp_path):
     assert not (tmp_path / "out" / "estimates_published.csv").exists()
 
 
-def test_report_says_strata_are_shared_by_groups(aged):
-    # #10 item 6: an age-adjusted gap is the model's common ratio; the methods must say so
+def test_age_effects_are_by_group_by_default_and_the_report_says_so(aged):
+    # #10 item 6: with an age stratum and groups, each group has its own age effects by default
     from sae.report import methods
 
     fit, _, _ = aged
+    assert fit.spec.model.strata_by_group == ("age",)
+    assert "age[50+]:group[B]" in fit.design.terms
     text = methods(fit)
-    assert "(age) are shared by every group" in text and "common ratio" in text
+    assert "effects of age are estimated for each group separately" in text

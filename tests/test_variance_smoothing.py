@@ -37,12 +37,26 @@ def test_proportion_smoothing_is_the_gvf_with_the_groups_pooled_prevalence_and_d
         "n"].groupby(table["group"]).transform("sum")  # fmt: skip
     offset = np.log(pooled * (1 - pooled))
     usable = table["v"] > 0
-    b, a = np.polyfit(np.log(table["n"][usable]), np.log(table["v"][usable]) - offset[usable], 1)
-    residual = np.log(table["v"][usable]) - offset[usable] - (a + b * np.log(table["n"][usable]))
-    expected = np.mean(np.exp(residual)) * np.exp(a + b * np.log(table["n"]) + offset)
+    n, w = table["n"][usable], table["n"][usable] - 1
+    # the proportion GVF ψ = deff p̄(1 − p̄)/n: log deff by least squares weighted by n − 1
+    log_deff = np.average(np.log(table["v"][usable] * n) - offset[usable], weights=w)
+    residual = np.log(table["v"][usable] * n) - offset[usable] - log_deff
+    smearing = np.average(np.exp(residual), weights=w)
+    expected = smearing * np.exp(log_deff + offset) / table["n"]
     assert cells["variance"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
     # the zero-variance cell (p̂ = 0) gets a smoothed variance like every other
     assert cells["variance"].iloc[2] > 0
+
+
+def test_plain_gvf_smoothing_fits_its_slope_with_weights_n_minus_1():
+    table = survey_with_groups().drop(columns="group").assign(area=list("abcdefgh"))
+    cells = load_inputs(spec(variance_smoothing="gvf"), cells=table).cells.frame
+    usable = table["v"] > 0
+    x, y, w = np.log(table["n"][usable]), np.log(table["v"][usable]), table["n"][usable] - 1
+    b, a = np.polyfit(x, y, 1, w=np.sqrt(w))  # computed here: weighted least squares
+    smearing = np.average(np.exp(y - a - b * x), weights=w)
+    expected = smearing * np.exp(a + b * np.log(table["n"]))
+    assert cells["variance"].to_numpy() == pytest.approx(expected.to_numpy(), rel=1e-10)
 
 
 def test_plain_gvf_smoothing_ignores_the_estimates():
