@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import numba
 import numpy as np
+import scipy.fft
 from scipy.special import ndtri
 
 
@@ -93,8 +94,9 @@ def autocovariance(x: np.ndarray) -> np.ndarray:
     draws = x.shape[2]
     centred = x - x.mean(axis=2, keepdims=True)
     size = 2 ** int(np.ceil(np.log2(2 * draws)))
-    spectrum = np.fft.rfft(centred, n=size, axis=2)
-    return np.fft.irfft(spectrum.real**2 + spectrum.imag**2, n=size, axis=2)[:, :, :draws] / draws
+    spectrum = scipy.fft.rfft(centred, n=size, axis=2, workers=-1)
+    power = spectrum.real**2 + spectrum.imag**2
+    return scipy.fft.irfft(power, n=size, axis=2, workers=-1)[:, :, :draws] / draws
 
 
 def effective_sample_size(x: np.ndarray) -> np.ndarray:

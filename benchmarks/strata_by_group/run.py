@@ -79,7 +79,6 @@ def loo_rows(method: str) -> tuple[pd.DataFrame, pd.DataFrame]:
                 f"[{overall['ratio_lower']:.3f}, {overall['ratio_upper']:.3f}]",
             "clear / likely / uncertain gaps": "/".join(
                 str(int((fit.gaps()["flag"] == f).sum())) for f in ("clear", "likely", "uncertain")),
-            "fit_s": round(fit.seconds["total"], 1),
         })  # fmt: skip
         print(rows[-1], flush=True)
     comparison = az.compare(loos).round(2)[["rank", "elpd_loo", "elpd_diff", "dse"]]
@@ -190,6 +189,28 @@ def simulation_table() -> pd.DataFrame:
     }).reset_index()  # fmt: skip
 
 
+READING = """
+## Reading
+
+- On the real data, group-specific age effects are ahead by about 4 elpd (LOO), a bit more than one
+  standard error of the difference: weak evidence, in the same direction for both methods. Adding
+  sex × group as well does not help (1.6 ± 1.7 behind). The posterior predictive totals of group ×
+  sex × age cells that fall outside the replicated range drop from 6 of 16 to 4 of 16; what is left
+  is a sex × age pattern that no group effect can fix.
+- The statewide age-adjusted ratio and the gap flags do not move: the age-specific ratios the data
+  show (non-white vs white about −0.2 on the log scale at 60–69 and −0.13 at 70+, relative to
+  40–59) are small against the county-level noise.
+- With known truth, the age-specific model covers as well as the shared one when the truth has no
+  interaction (age-adjusted rates 94.1% vs 94.4%, ratios 96.0% vs 96.4%, the same widths), and no
+  worse when it has one. At an interaction of this size the age-adjusted quantities barely depend
+  on the assumption: the standardised rates are dominated by the older bands, where the common
+  ratio the shared model estimates is close to the true age-specific ones.
+- So the default is the age-specific model (`strata_by_group` = the age stratum): it removes an
+  assumption the age-adjusted gap would otherwise rest on, LOO prefers it, and it costs nothing
+  measurable in coverage or precision. `strata_by_group = []` restores the shared effects.
+"""
+
+
 def write_report() -> None:
     parts = ["# Group-specific stratum effects (`[model] strata_by_group`)\n\n"
              "Produced by `benchmarks/strata_by_group/run.py`; see its docstring for the models "
@@ -204,6 +225,7 @@ def write_report() -> None:
                   "Coverage of 95% intervals of the age-adjusted rate per county × group (per "
                   "100,000) and of the age-adjusted rate ratio non-white / white per county.\n\n",
                   markdown(simulation_table()), "\n"]  # fmt: skip
+    parts.append(READING)
     (HERE / "RESULTS.md").write_text("".join(parts), encoding="utf-8")
 
 
