@@ -17,6 +17,7 @@ import pandas as pd
 from sae.direct import direct_columns
 from sae.errors import SaeInputError, listing
 from sae.spec import Spec
+from sae.wonder import read_wonder
 
 SINGLE_GROUP = "all"
 LARGEST_EXACT_COUNT = 2.0**53  # beyond this a float64 cannot hold every whole number
@@ -56,6 +57,10 @@ def read_cells(spec: Spec, cells: pd.DataFrame | str | Path | None) -> tuple[pd.
     if not path.is_file():
         raise SaeInputError(f"{path}: cells file not found. Check [data] cells in the spec.")
     text_columns = {c: str for c in (spec.data.area_id, spec.data.group, *spec.data.strata) if c}
+    if spec.data.suppressed is not None:  # read as text, so that any marker stays what it is
+        text_columns[spec.data.count] = str
+    if spec.data.cells_format == "wonder":
+        return read_wonder(path, text_columns, MISSING_MARKERS), str(path)
     return read_table(path, text_columns), str(path)
 
 
@@ -103,7 +108,7 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         frame = frame.join(direct_columns(table, spec, source, rows_where))
     else:
         exposure = getattr(d, spec.exposure)
-        frame["count"] = count_column(table, d.count, source)
+        frame["count"], frame["count_upper"] = count_bounds(table, spec, source)
         frame["exposure"] = exposure_column(table, exposure, source)
         check_exposure(frame, spec.exposure, d.count, exposure, source)
     for covariate in d.covariates:
@@ -125,7 +130,11 @@ def measure_columns(spec: Spec) -> list[str]:
     d = spec.data
     if spec.model.family == "gaussian":
         return [c for c in (d.estimate, d.variance, d.se, d.sample_size, d.population) if c]
-    return [d.count, getattr(d, spec.exposure)]
+    return [
+        d.count,
+        getattr(d, spec.exposure),
+        *([d.count_lower, d.count_upper] if d.count_lower else []),
+    ]
 
 
 def require_columns(table: pd.DataFrame, columns: list[str], source: str, role: str) -> None:
@@ -184,8 +193,62 @@ def numeric_column(table: pd.DataFrame, column: str, source: str, role: str) -> 
     return values
 
 
-def count_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:
-    values = numeric_column(table, column, source, "count")
+def count_bounds(table: pd.DataFrame, spec: Spec, source: str) -> tuple[pd.Series, pd.Series]:
+    """The smallest and largest possible count of every row: equal for a count given as a number;
+    [lower, upper] of `[data] suppressed` where the count is its marker, or of the `count_lower`
+    and `count_upper` columns where the count is empty (censored counts)."""
+    d = spec.data
+    raw = table[d.count]
+    marked = pd.Series(False, index=table.index)
+    if d.suppressed is not None:
+        marked = raw.astype(str).str.strip() == d.suppressed.marker
+        if not marked.any():
+            raise SaeInputError(
+                f"{source}: column {d.count!r} never holds the suppression marker "
+                f"{d.suppressed.marker!r} of [data] suppressed. Check its spelling (values seen: "
+                f"{listing(sorted(map(str, raw.dropna().unique())), 6)}), or remove the setting."
+            )
+    empty = raw.isna() & ~marked if d.count_lower else pd.Series(False, index=table.index)
+    exact = table.loc[~(marked | empty)]
+    count = count_column(exact, d.count, source,
+                         marker=d.suppressed.marker if d.suppressed else None)  # fmt: skip
+    lower = pd.Series(0, index=table.index, dtype=np.int64)
+    lower[count.index] = count
+    upper = lower.copy()
+    if marked.any():
+        lower[marked], upper[marked] = d.suppressed.lower, d.suppressed.upper
+    if empty.any():
+        lower[empty], upper[empty] = bound_columns(table.loc[empty], d, source)
+    return lower, upper
+
+
+def bound_columns(table: pd.DataFrame, d, source: str) -> tuple[pd.Series, pd.Series]:
+    """`count_lower` and `count_upper` of the rows whose count is empty: whole numbers, lower ≤
+    upper."""
+    lower = count_column(table, d.count_lower, source)
+    upper = count_column(table, d.count_upper, source)
+    reversed_ = lower > upper
+    if reversed_.any():
+        raise SaeInputError(
+            f"{source}: {d.count_lower!r} is larger than {d.count_upper!r} at "
+            f"{rows_where(table, reversed_)}. A censored count lies in [lower, upper]; swap them."
+        )
+    return lower, upper
+
+
+def count_column(table: pd.DataFrame, column: str, source: str, marker=None) -> pd.Series:
+    values = pd.to_numeric(table[column], errors="coerce").astype(float)
+    bad = values.isna() | ~np.isfinite(values)
+    if bad.any():
+        shown = listing([f"row {i} ({v!r})" for i, v in table[column][bad].items()])
+        hint = (f" The suppression marker is {marker!r}." if marker else
+                ' A suppressed count can be given with [data] suppressed = { marker = '
+                '"Suppressed", range = [1, 15] }, or as an empty count with count_lower and '
+                "count_upper columns.")  # fmt: skip
+        raise SaeInputError(
+            f"{source}: column {column!r} (count) has missing, non-numeric or infinite values at "
+            f"{shown}. Give a finite number in every row.{hint}"
+        )
     refuse_negative(table, values, f"{source}: column {column!r} (count)",
                     "Counts are numbers of events, 0 or more.")  # fmt: skip
     huge = values > LARGEST_EXACT_COUNT

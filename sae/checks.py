@@ -67,9 +67,11 @@ def posterior_predictive(fit, seed: int = 0) -> pd.DataFrame:
     # for these canonical links the negative Hessian of log p(y | η) is Var(y | η)
     variance = np.maximum(fit.spec.family.newton_terms(rows, eta)[2], 1e-12)
     observed = np.broadcast_to(rows.response, replicated.shape)
-    keys = fit.design.keys
-    subsets = [("all rows", np.arange(len(keys)))]
-    subsets += [(f"group {g}", m) for g, m in keys.groupby("group").indices.items()]
+    exact = ~rows.censored  # a censored count has no observed value to compare: left out
+    keys = fit.design.keys[exact]
+    where = np.flatnonzero(exact)
+    subsets = [("all rows" if exact.all() else "all exact rows", where)]
+    subsets += [(f"group {g}", where[m]) for g, m in keys.groupby("group").indices.items()]
     table = []
     for label, members in subsets:
         sub = np.s_[:, members]
@@ -86,8 +88,8 @@ def posterior_predictive(fit, seed: int = 0) -> pd.DataFrame:
     if strata:
         for cell, members in keys.groupby(["group", *strata]).indices.items():
             label = " × ".join(f"{k} {v}" for k, v in zip(["group", *strata], cell, strict=True))
-            table.append(summary_row("total", label, observed[:, members].sum(1),
-                                     replicated[:, members].sum(1)))  # fmt: skip
+            table.append(summary_row("total", label, observed[:, where[members]].sum(1),
+                                     replicated[:, where[members]].sum(1)))  # fmt: skip
     return pd.DataFrame(table)
 
 
@@ -156,10 +158,11 @@ def morans_i(
 
 def residual_morans_i(fit) -> dict:
     """Moran's I of area-level Pearson residuals (counts summed over groups and strata)."""
-    keys = fit.design.keys
-    mean = fit.spec.family.expected(fit.design.rows, predictor_draws(fit))
-    fitted = pd.Series(mean.mean(axis=(0, 1))).groupby(keys["area"].to_numpy()).sum()
-    observed = pd.Series(fit.design.rows.response).groupby(keys["area"].to_numpy()).sum()
+    exact = ~fit.design.rows.censored  # censored counts have no observed value: left out
+    area = fit.design.keys["area"].to_numpy()[exact]
+    mean = fit.spec.family.expected(fit.design.rows, predictor_draws(fit))[..., exact]
+    fitted = pd.Series(mean.mean(axis=(0, 1))).groupby(area).sum()
+    observed = pd.Series(fit.design.rows.response[exact]).groupby(area).sum()
     graph = fit.inputs.graph
     residual = ((observed - fitted) / np.sqrt(fitted)).reindex(list(graph.ids))
     keep = residual.notna().to_numpy()

@@ -120,7 +120,8 @@ class Design:
 
 @dataclass(frozen=True, eq=False)
 class Grid:
-    """Every area × group × stratum combination, with its design row and exposure (0 if no data).
+    """Every area × group × stratum combination, with its design row and exposure (0 if no data)
+    and, for count models, its count's bounds (`count`, `count_upper`: equal unless censored).
 
     `aggregation` turns these stratum-level rates into rates of larger units.
     """
@@ -217,12 +218,18 @@ def likelihood_rows(frame: pd.DataFrame, exposure_kind: str, transform: str | No
         return used, rows, float(np.mean(response))
     used = exposure > 0
     response = frame["count"].to_numpy()[used]
+    upper = frame["count_upper"].to_numpy()[used]
+    censored = upper > response
+    upper = upper if censored.any() else None
+    # the intercept's centre only: a censored count counts as the middle of its range
+    events = (response.sum() + (upper - response).sum() / 2) if censored.any() else response.sum()
     if exposure_kind == "trials":
-        p = response.sum() / exposure[used].sum()
-        rows = RowData(response, np.zeros(used.sum()), exposure[used].astype(np.int64), np.zeros(0))
+        p = events / exposure[used].sum()
+        rows = RowData(response, np.zeros(used.sum()), exposure[used].astype(np.int64), np.zeros(0),
+                       upper)  # fmt: skip
         return used, rows, float(np.log(p / (1 - p)))
-    rows = RowData(response, np.log(exposure[used]), np.zeros(0), np.zeros(0))
-    return used, rows, float(np.log(response.sum() / exposure[used].sum()))
+    rows = RowData(response, np.log(exposure[used]), np.zeros(0), np.zeros(0), upper)
+    return used, rows, float(np.log(events / exposure[used].sum()))
 
 
 def fixed_effect_coding(
@@ -279,15 +286,17 @@ def build_grid(cells, graph, areas, area_id, group_codes, coding: tuple[Term, ..
         .merge(combos, how="cross")
     )
     keys = ["area", "group", *strata]
-    full = full.merge(frame[[*keys, "exposure", *cells.covariates]], on=keys, how="left")
+    counts = [c for c in ("count", "count_upper") if c in frame]
+    full = full.merge(frame[[*keys, "exposure", *counts, *cells.covariates]], on=keys, how="left")
     full["exposure"] = full["exposure"].fillna(0.0)
+    full[counts] = full[counts].fillna(0).astype(np.int64)
     for covariate in cells.covariates:
         full[covariate] = fill_covariate(frame, full, covariate, areas, area_id, cells.source)
     return Grid(
         area=full["area"].map(graph.index).to_numpy(),
         group=full["group"].map(group_codes).to_numpy(),
         X=coded(full, coding),
-        rows=full[[*keys, "exposure"]],
+        rows=full[[*keys, "exposure", *counts]],
         strata=tuple(strata),
     )
 

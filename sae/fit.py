@@ -216,9 +216,9 @@ class Fit:
         result = {"loo": checks.loo(self)}
         if self.spec.model.family != "gaussian":
             result["posterior_predictive"] = checks.posterior_predictive(self)
-            result["residual_morans_i"] = checks.residual_morans_i(self)
             result["loo_pit"] = checks.loo_pit(self)
-            if self.inputs.graph.edges.size:
+            if self.inputs.graph.edges.size:  # Moran's I needs neighbours
+                result["residual_morans_i"] = checks.residual_morans_i(self)
                 result["group_deviation_morans_i"] = checks.group_deviation_morans_i(self)
         return result
 

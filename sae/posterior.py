@@ -92,12 +92,19 @@ def data_only_variance(
         Poisson:   Σ_r m_r² θ̂_r per / E_r          (θ̂² / expected events, per stratum)
         binomial:  Σ_r m_r² per² p̂_r (1 − p̂_r) / n_r
 
-    A stratum without exposure adds an infinite variance (no data) unless its weight is 0.
+    A stratum without exposure adds an infinite variance (no data) unless its weight is 0; a
+    censored one the variance divided by the share of a count's information its range keeps
+    (`Family.information_share`).
     """
     _, matrix = grid.aggregation(unit, age, age_weights)
     exposure = grid.rows["exposure"].to_numpy()
     with np.errstate(divide="ignore", invalid="ignore"):
         row_variance = family.direct_variance(stratum_mean, exposure, per)
+        if (
+            "count_upper" in grid.rows
+        ):  # a censored count carries only part of a count's information
+            lower, upper = grid.rows["count"].to_numpy(), grid.rows["count_upper"].to_numpy()
+            row_variance /= family.information_share(lower, upper, stratum_mean, exposure, per)
     row_variance = np.where(exposure > 0, row_variance, np.inf)
     squared = matrix.copy()
     squared.data = squared.data**2

@@ -78,7 +78,16 @@ def flag_estimates(
         rules += quick_rules(values)
     else:
         rules += uscs_rules(values)
-    return apply_rules(values, rules)
+    return with_censoring_noted(values, apply_rules(values, rules))
+
+
+def with_censoring_noted(values: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
+    """Every unit whose count was censored says so in its reason, whatever its flag."""
+    censored = column(values, "observed").isna() & column(values, "observed_upper").notna()
+    for index in values.index[censored & ~flagged["flag_reason"].str.contains("suppressed")]:
+        note = f"{events_text(values.loc[index])}: fitted as a range"
+        flagged.loc[index, "flag_reason"] += f"; {note}"
+    return flagged
 
 
 def column(values: pd.DataFrame, name: str) -> pd.Series:
@@ -113,8 +122,8 @@ def nchs_rate_rules(values: pd.DataFrame, flags: FlagSpec) -> list:
                     f"{flags.relative_width_unreliable:.0%}")),
         (CAUTION, (rse >= flags.rse_caution) & (rse < flags.rse_unreliable),
          lambda r: f"RSE {r.rse:.1%} ≥ {flags.rse_caution:.0%}"),
-        (CAUTION, values["has_data"] & (column(values, "observed") < flags.min_events),
-         lambda r: f"{r.observed:.0f} events (< {flags.min_events}): leans on pooled information"),
+        (CAUTION, values["has_data"] & (most_events(values) < flags.min_events),
+         lambda r: f"{events_text(r)} (< {flags.min_events}): leans on pooled information"),
     ]  # fmt: skip
 
 
@@ -146,9 +155,19 @@ def quick_rules(values: pd.DataFrame) -> list:
 
 
 def uscs_rules(values: pd.DataFrame) -> list:
-    observed = column(values, "observed")
-    return [(UNRELIABLE, values["has_data"] & (observed < USCS_MIN_EVENTS),
-             lambda r: f"{r.observed:.0f} events (< {USCS_MIN_EVENTS})")]  # fmt: skip
+    return [(UNRELIABLE, values["has_data"] & (most_events(values) < USCS_MIN_EVENTS),
+             lambda r: f"{events_text(r)} (< {USCS_MIN_EVENTS})")]  # fmt: skip
+
+
+def most_events(values: pd.DataFrame) -> pd.Series:
+    """The unit's count, or the largest it can be where a count was censored (suppressed)."""
+    return column(values, "observed").fillna(column(values, "observed_upper"))
+
+
+def events_text(row) -> str:
+    if "observed_upper" in row and row.observed_upper > row.observed_lower:
+        return f"counts suppressed: {row.observed_lower:.0f}–{row.observed_upper:.0f} events"
+    return f"{row.observed:.0f} events"
 
 
 def apply_rules(values: pd.DataFrame, rules: list) -> pd.DataFrame:

@@ -19,12 +19,23 @@ ISLAND_RULES = ("keep", "connect")
 FAMILIES = ("poisson", "binomial", "gaussian")
 TRANSFORMS = ("none", "log", "logit", "arcsine")
 VARIANCE_SMOOTHING = ("none", "gvf", "proportion")
+CELLS_FORMATS = ("table", "wonder")
 SPATIAL = ("bym2", "none")
 GROUP_EFFECTS = ("none", "iid", "bym2")
 PRIOR_SETS = ("pc", "morris2019")
 BACKENDS = ("nutpie", "pymc")
 METHODS = ("nuts", "laplace")
 RULE_SETS = ("nchs", "quick2024", "uscs")
+
+
+@dataclass(frozen=True)
+class Suppression:
+    """A count reported as `marker` (e.g. "Suppressed") lies in [lower, upper] (e.g. 1–15: CDC
+    WONDER and US Cancer Statistics suppress counts below 16, and show zeros as 0)."""
+
+    marker: str
+    lower: int
+    upper: int
 
 
 @dataclass(frozen=True)
@@ -39,6 +50,9 @@ class DataSpec:
     group: str | None = None
     strata: tuple[str, ...] = ()
     count: str = "count"
+    suppressed: Suppression | None = None  # { marker = "Suppressed", range = [1, 15] }
+    count_lower: str | None = None  # per-row bounds for counts left empty (censored)
+    count_upper: str | None = None
     population: str | None = None
     expected: str | None = None
     trials: str | None = None
@@ -49,6 +63,9 @@ class DataSpec:
     variance_smoothing: str = "none"  # none | gvf | proportion (sae.direct)
     covariates: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    cells_format: str = (
+        "table"  # table (CSV or Parquet) | wonder (a CDC WONDER export, as downloaded)
+    )
 
 
 @dataclass(frozen=True)

@@ -20,6 +20,7 @@ from typing import Any
 from sae.errors import SaeInputError
 from sae.spec import (
     BACKENDS,
+    CELLS_FORMATS,
     CONTIGUITIES,
     FAMILIES,
     GROUP_EFFECTS,
@@ -37,6 +38,7 @@ from sae.spec import (
     OutputSpec,
     SamplerSpec,
     Spec,
+    Suppression,
 )  # fmt: skip
 
 SECTIONS = {
@@ -48,6 +50,7 @@ SECTIONS = {
     "output": OutputSpec,
 }
 CHOICES = {
+    ("data", "cells_format"): CELLS_FORMATS,
     ("data", "variance_smoothing"): VARIANCE_SMOOTHING,
     ("graph", "contiguity"): CONTIGUITIES,
     ("graph", "islands"): ISLAND_RULES,
@@ -158,6 +161,8 @@ def setting_value(section: str, key: str, value: Any, hint: Any, base: Path | No
         if not isinstance(value, str | Path):
             raise SaeInputError(f'{setting} must be a path in quotes, e.g. {key} = "data.csv".')
         return Path(value) if base is None else (base / value).resolve()
+    if Suppression in kinds:
+        return suppression_value(value, setting)
     if tuple[float, float] in kinds:
         numbers = isinstance(value, list | tuple) and len(value) == 2
         if not numbers or not all(
@@ -187,6 +192,32 @@ def setting_value(section: str, key: str, value: Any, hint: Any, base: Path | No
     if not isinstance(value, str):
         raise SaeInputError(f'{setting} must be text in quotes, e.g. {key} = "...".')
     return value
+
+
+def suppression_value(value, setting: str) -> Suppression:
+    """{ marker = "Suppressed", range = [1, 15] } (or a Suppression already)."""
+    if isinstance(value, Suppression):
+        return value
+    example = 'e.g. suppressed = { marker = "Suppressed", range = [1, 15] }'
+    if not isinstance(value, dict) or set(value) != {"marker", "range"}:
+        raise SaeInputError(f"{setting} must be a table with marker and range, {example}.")
+    marker, bounds = value["marker"], value["range"]
+    whole = (
+        isinstance(bounds, list | tuple)
+        and len(bounds) == 2
+        and all(isinstance(b, int) and not isinstance(b, bool) for b in bounds)
+    )
+    if not isinstance(marker, str) or not marker.strip() or not whole:
+        raise SaeInputError(
+            f"{setting}: marker must be the text that stands for a suppressed count and range two "
+            f"whole numbers [lower, upper], {example}."
+        )
+    if not 0 <= bounds[0] < bounds[1]:
+        raise SaeInputError(
+            f"{setting}: range [{bounds[0]}, {bounds[1]}] must have 0 ≤ lower < upper (a count "
+            "known exactly needs no marker)."
+        )
+    return Suppression(marker, bounds[0], bounds[1])
 
 
 def section_as_dict(section: Any) -> dict[str, Any]:
@@ -256,6 +287,7 @@ def check_data_roles(spec: Spec, where: str) -> None:
                 f'estimates (family = "gaussian"); family {spec.model.family!r} has counts. '
                 "Remove it."
             )
+        check_censoring(spec, where)
         given = [k for k in ("population", "expected", "trials") if getattr(data, k)]
         wanted = "trials" if spec.model.family == "binomial" else "population or expected"
         if len(given) != 1 or (spec.model.family == "binomial") != (given == ["trials"]):
@@ -289,6 +321,16 @@ def check_data_roles(spec: Spec, where: str) -> None:
         )
 
 
+def check_censoring(spec: Spec, where: str) -> None:
+    """Bounds for censored counts come in pairs."""
+    data = spec.data
+    if (data.count_lower is None) != (data.count_upper is None):
+        raise SaeInputError(
+            f"{where}: [data] count_lower and count_upper name the columns of the smallest and "
+            "largest possible count of a censored row; give both, or neither."
+        )
+
+
 def check_strata_by_group(spec: Spec, where: str) -> None:
     """Group-specific stratum effects need groups, and name strata of the data."""
     named = spec.model.strata_by_group
@@ -317,6 +359,11 @@ def check_direct_estimates(spec: Spec, where: str) -> None:
         raise SaeInputError(
             f'{where}: family = "gaussian" takes direct estimates; remove [data] expected / trials '
             "(population may stay: it weighs cells when they are combined)."
+        )
+    if data.suppressed or data.count_lower:
+        raise SaeInputError(
+            f"{where}: [data] suppressed / count_lower / count_upper describe censored counts; "
+            'family = "gaussian" takes direct estimates. Remove them.'
         )
     check_variance_smoothing(spec, where)
     if spec.model.transform == "arcsine" and data.sample_size is None:
@@ -362,6 +409,9 @@ def spec_to_toml(spec: Spec, relative_to: Path | None = None) -> str:
 
 
 def toml_value(value: Any) -> str:
+    if isinstance(value, Suppression):
+        return (f"{{ marker = {json.dumps(value.marker, ensure_ascii=False)}, "
+                f"range = [{value.lower}, {value.upper}] }}")  # fmt: skip
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -161,11 +161,23 @@ def direct_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -
 
 
 def observed_by_unit(inputs: Inputs, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame:
-    """Observed count and exposure summed over each unit's rows, in the order of `draws`' units."""
+    """Observed count and exposure summed over each unit's rows, in the order of `draws`' units.
+
+    Where the data have censored counts, `observed_lower` and `observed_upper` bound each unit's
+    total, and `observed` is empty for a unit that has a censored row (its count is not known)."""
     keys = pd.DataFrame({key: draws[key].to_numpy() for key in unit})
-    totals = inputs.cells.frame.groupby(list(unit), as_index=False)[["count", "exposure"]].sum()
-    table = keys.merge(totals, on=list(unit), how="left").fillna({"count": 0, "exposure": 0.0})
-    return table.rename(columns={"count": "observed"}).astype({"observed": np.int64})
+    columns = ["count", "count_upper", "exposure"]
+    totals = inputs.cells.frame.groupby(list(unit), as_index=False)[columns].sum()
+    table = keys.merge(totals, on=list(unit), how="left").fillna(
+        {"count": 0, "count_upper": 0, "exposure": 0.0}
+    )
+    table = table.astype({"count": np.int64, "count_upper": np.int64})
+    censored = table["count_upper"] > table["count"]
+    if not censored.any():
+        return table.drop(columns="count_upper").rename(columns={"count": "observed"})
+    return table.assign(observed=table["count"].where(~censored)).rename(
+        columns={"count": "observed_lower", "count_upper": "observed_upper"}
+    )[[*unit, "observed", "observed_lower", "observed_upper", "exposure"]]
 
 
 def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:

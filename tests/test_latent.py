@@ -120,3 +120,32 @@ def test_nuts_starts_rho_off_its_floating_point_plateau(group_effects):
         rho = rho_from_distance(np.concatenate([np.ravel(lowest), np.ravel(highest)]),
                                 latent.spectrum)  # fmt: skip
         assert np.all(rho < 0.9901) and np.ptp(rho) > 0.3
+
+
+def suppressed_cells():
+    """The simulated cells with every count from 30 to 45 reported as "Suppressed"."""
+    cells = simulated_cells(grid_areas(), seed=5)[0]
+    marked = cells["cases"].between(30, 45)
+    assert 3 < marked.sum() < len(cells) - 3
+    return cells.assign(cases=cells["cases"].astype(object).where(~marked, "Suppressed"))
+
+
+@pytest.mark.parametrize(
+    "data",
+    [{}, {"population": None, "trials": "population"}],
+)
+def test_censored_counts_give_both_methods_the_same_log_density(data):
+    family = {"family": "binomial"} if data else {}
+    suppressed = {"suppressed": {"marker": "Suppressed", "range": [30, 45]}, **data}
+    pymc_model, latent = models({"group_effects": "iid", **family}, suppressed, suppressed_cells())
+    assert latent.design.rows.censored.sum() > 3
+    logp = pymc_model.compile_logp()
+    rng = np.random.default_rng(12)
+    (p1, x1, t1, j1), (p2, x2, t2, j2) = (
+        random_point(pymc_model, latent, rng),
+        random_point(pymc_model, latent, rng),
+    )
+    pymc_difference = logp(p1) - logp(p2)
+    latent_difference = latent.log_joint(x1, t1) + j1 - latent.log_joint(x2, t2) - j2
+    assert latent_difference == pytest.approx(pymc_difference, abs=1e-3)
+    assert abs(pymc_difference) > 1.0
