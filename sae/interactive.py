@@ -22,7 +22,7 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from matplotlib import colormaps
 
-from sae.maps import CAPTION, NO_DATA_COLOUR, classify, projected
+from sae.maps import CAPTION, NO_DATA_COLOUR, censored_cells, classify, projected
 from sae.staging import staged_file
 
 BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "reliable": " "}
@@ -65,11 +65,14 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
         flags = rows[flag_column].where(has_data)  # no data is shown grey, not hatched
         data[f"hatch {group}"] = flags.map(BOKEH_HATCH).fillna(" ").tolist()
         data[f"hatch alpha {group}"] = flags.map(HATCH_ALPHA).fillna(0.0).tolist()
+        censored = censored_cells(rows).to_numpy()
         data[f"text {group}"] = [
             f"{m:,.1f} [{lo:,.1f}, {hi:,.1f}], {flag}" + ("" if ok else " (no data)")
-            for m, lo, hi, flag, ok in zip(rows[column], rows[column.replace("mean", "lower")],
-                                           rows[column.replace("mean", "upper")], rows[flag_column],
-                                           has_data, strict=True)
+            + (", counts suppressed" if suppressed else "")
+            for m, lo, hi, flag, ok, suppressed in zip(
+                rows[column], rows[column.replace("mean", "lower")],
+                rows[column.replace("mean", "upper")], rows[flag_column], has_data, censored,
+                strict=True)
         ]  # fmt: skip
     if gaps is not None:
         for group, rows in gaps.groupby("group", sort=False):

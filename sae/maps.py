@@ -18,6 +18,7 @@ import pandas as pd
 from matplotlib import colormaps
 from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
 HATCH = {"unreliable": "////", "model-driven": "\\\\\\\\", "caution": "..", "uncertain": "..",
@@ -86,7 +87,30 @@ def draw_layer(
         hatched = frame[(frame[flag_column] == flag) & has_data]
         if pattern and len(hatched):
             hatched.plot(ax=ax, facecolor="none", edgecolor="#1a1a1a", hatch=pattern, linewidth=0)
+    censored = frame[censored_cells(frame) & has_data]
+    if len(censored):
+        points = censored.geometry.representative_point()
+        ax.scatter(points.x, points.y, **CENSORED_MARKER)
     ax.set_axis_off()
+
+
+CENSORED_MARKER = {"marker": "o", "s": 14, "facecolor": "white", "edgecolor": "#1a1a1a",
+                   "linewidth": 0.8, "zorder": 3}  # fmt: skip
+CENSORED_CAPTION = "\nCircles: some of the cell's counts were suppressed and are fitted as ranges."
+
+
+def censored_cells(frame: pd.DataFrame) -> pd.Series:
+    """Cells whose count is known only as a range (a suppressed count among their strata)."""
+    if "observed_upper" not in frame:
+        return pd.Series(False, index=frame.index)
+    return (frame["observed"].isna() & frame["observed_upper"].notna()).astype(bool)
+
+
+def censored_legend() -> list[Line2D]:
+    style = {k: v for k, v in CENSORED_MARKER.items() if k not in ("s", "zorder")}
+    return [Line2D([], [], linestyle="none", markersize=5, label="counts suppressed",
+                   markerfacecolor=style.pop("facecolor"), markeredgecolor=style.pop("edgecolor"),
+                   markeredgewidth=style.pop("linewidth"), **style)]  # fmt: skip
 
 
 ALPHA_FLOOR = 0.15
@@ -176,9 +200,10 @@ def plot_estimates(
         ax.set_title(str(group), fontsize=12)
     reliability = flag_legend() if encoding == "hatch" else alpha_legend() + flag_legend(())
     handles = class_legend(bounds, low, listed, norm, unit, label_format(low, bounds)) + reliability
-    decorate(
-        fig, title, subtitle, CAPTION if encoding == "hatch" else ALPHA_CAPTION, [(handles, 0.5, 4)]
-    )
+    caption = CAPTION if encoding == "hatch" else ALPHA_CAPTION
+    if censored_cells(estimates).any():
+        handles, caption = handles + censored_legend(), caption + CENSORED_CAPTION
+    decorate(fig, title, subtitle, caption, [(handles, 0.5, 4)])
     return fig
 
 

@@ -85,7 +85,7 @@ def with_censoring_noted(values: pd.DataFrame, flagged: pd.DataFrame) -> pd.Data
     """Every unit whose count was censored says so in its reason, whatever its flag."""
     censored = column(values, "observed").isna() & column(values, "observed_upper").notna()
     for index in values.index[censored & ~flagged["flag_reason"].str.contains("suppressed")]:
-        note = f"{events_text(values.loc[index])}: fitted as a range"
+        note = f"{events_text(values.loc[index])}, fitted as ranges"
         flagged.loc[index, "flag_reason"] += f"; {note}"
     return flagged
 
@@ -166,7 +166,9 @@ def most_events(values: pd.DataFrame) -> pd.Series:
 
 def events_text(row) -> str:
     if "observed_upper" in row and row.observed_upper > row.observed_lower:
-        return f"counts suppressed: {row.observed_lower:.0f}–{row.observed_upper:.0f} events"
+        return (
+            f"counts suppressed ({row.observed_lower:.0f}–{row.observed_upper:.0f} events in all)"
+        )
     return f"{row.observed:.0f} events"
 
 

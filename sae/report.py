@@ -44,7 +44,7 @@ def methods(fit) -> str:
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
-    adjusted += strata_text(s)
+    adjusted += strata_text(s) + censoring_text(fit)
     return (
         f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
         f"is the sum of an intercept, group and stratum effects, covariates "
@@ -56,6 +56,21 @@ def methods(fit) -> str:
         f"Intervals are equal-tailed {s.output.interval:.0%} credible intervals. Gaps are computed draw "
         f"by draw from the same posterior."
     )
+
+
+def censoring_text(fit) -> str:
+    """How many counts were known only as ranges, and how they entered the model."""
+    rows = fit.design.rows
+    censored = int(rows.censored.sum())
+    if not censored:
+        return ""
+    ranges = sorted({(int(lo), int(hi)) for lo, hi in
+                     zip(rows.response[rows.censored], rows.upper[rows.censored], strict=True)})  # fmt: skip
+    shown = ", ".join(f"{lo}–{hi}" for lo, hi in ranges[:3]) + (", …" if len(ranges) > 3 else "")
+    return (f" {censored} of the {len(rows.response)} counts were suppressed in the data "
+            f"(known only to lie in {shown}); each entered the likelihood as the probability of "
+            "its range, so the estimates use what the range says and no more, and every cell with "
+            "such a count says so in its flag's reason.")  # fmt: skip
 
 
 def strata_text(s) -> str:

@@ -4,6 +4,7 @@ ranges, the WONDER export, and what the tables and flags say about such cells (#
 import warnings
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import ROOT, grid_areas, simulated_cells
 from scipy import stats
@@ -167,3 +168,37 @@ def test_posterior_predictive_checks_leave_censored_rows_out(wonder_fit):
     censored = wonder_fit.design.rows.censored
     total = table.set_index(["statistic", "rows"]).loc[("total", "all exact rows"), "observed"]
     assert total == wonder_fit.design.rows.response[~censored].sum()
+
+
+def test_the_suppressed_spec_runs_from_the_cli_with_maps_and_report(tmp_path):
+    from sae.cli import main
+
+    out = tmp_path / "out"
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        main(["fit", str(ROOT / "models" / "pennsylvania_lung_suppressed.toml"), "--out", str(out),
+              "--maps", "--report", "--quiet"])  # fmt: skip
+    est = pd.read_csv(out / "estimates.csv", dtype={"area": str})
+    censored = est["observed"].isna()
+    # 405 of the 1,072 strata have 1–15 cases (benchmarks/pennsylvania_lung/README.md)
+    assert censored.sum() > 60 and est.loc[censored, "flag_reason"].str.contains("suppressed").all()
+    assert est[["mean", "lower", "upper", "flag"]].notna().all().all()
+    report = (out / "report.html").read_text(encoding="utf-8")
+    assert "405 of the 1071 counts were suppressed" in report  # one stratum has no population
+    assert "counts suppressed" in (out / "maps" / "map.html").read_text(encoding="utf-8")
+
+
+def test_the_estimates_map_marks_cells_with_suppressed_counts(areas):
+    from sae.maps import plot_estimates
+
+    cells = small_cells()
+    cells.loc[[0, 5, 6], "cases"] = "Suppressed"  # a00/A, a02/B, a03/A
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        fit = sae.fit(spec(suppressed=MARKER), cells=cells, areas=areas, progress=False)
+    fig = plot_estimates(fit.estimates(), areas, "area")
+    marked = [sum(len(c.get_offsets()) for c in ax.collections if c.get_offsets().shape[0] < 5
+                  and type(c).__name__ == "PathCollection") for ax in fig.axes[:2]]  # fmt: skip
+    assert marked == [2, 1]  # group A: two cells, group B: one
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "counts suppressed" in labels
