@@ -288,6 +288,23 @@ CASES = [
     Case("edge list with a self-loop",
          lambda w: ((w.folder / "edges.csv").write_text("i,j\na00,a00\n"), w.set_spec("graph", 'edges = "edges.csv"')),
          "areas listed as their own neighbour: a00"),  # fmt: skip
+    # suppressed counts, stratum interactions, variance smoothing (this session's options)
+    spec_case("suppression range reversed", "data", 'suppressed = { marker = "S", range = [15, 1] }',
+              "must have 0 ≤ lower < upper"),
+    spec_case("suppression without a range", "data", 'suppressed = { marker = "S" }',
+              "must be a table with marker and range"),
+    Case("suppression marker never appears",
+         lambda w: w.set_spec("data", 'suppressed = { marker = "Suppressed", range = [1, 15] }'),
+         "never holds the suppression marker 'Suppressed'"),
+    Case("'<10' in the count column",
+         lambda w: w.set_cell(3, "cases", "<10"), r"row 5 \('<10'\).*suppressed = \{ marker"),
+    spec_case("count_lower without count_upper", "data", 'count_lower = "low"', "give both, or neither"),
+    spec_case("strata_by_group names an unknown stratum", "model", 'strata_by_group = ["age"]',
+              r"strata_by_group names \['age'\], which are not among the strata"),
+    spec_case("variance smoothing on counts", "data", 'variance_smoothing = "gvf"',
+              "family 'poisson' has counts"),
+    spec_case("unknown cells format", "data", 'cells_format = "excel"',
+              "cells_format = 'excel' is not known"),
     # the Python API's arguments
     Case("areas= a plain DataFrame", lambda w: setattr(w, "api_areas", pd.DataFrame(w.areas.drop(columns="geometry"))),
          "areas= must be a geopandas GeoDataFrame"),  # fmt: skip
