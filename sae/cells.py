@@ -17,6 +17,7 @@ import pandas as pd
 from sae.direct import direct_columns
 from sae.errors import SaeInputError, listing
 from sae.spec import Spec
+from sae.unknown_group import unknown_column
 from sae.wonder import read_wonder
 
 SINGLE_GROUP = "all"
@@ -111,6 +112,9 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         frame["count"], frame["count_upper"] = count_bounds(table, spec, source)
         frame["exposure"] = exposure_column(table, exposure, source)
         check_exposure(frame, spec.exposure, d.count, exposure, source)
+        if d.unknown_group_count:
+            frame["unknown"] = unknown_column(table, frame, d.unknown_group_count, d.strata,
+                                              source, spec.exposure, rows_where, count_column)  # fmt: skip
     for covariate in d.covariates:
         frame[covariate] = covariate_column(table, covariate, source, covariate in d.categorical)
     check_duplicates(frame, ["area", "group", *d.strata], source)
@@ -130,11 +134,9 @@ def measure_columns(spec: Spec) -> list[str]:
     d = spec.data
     if spec.model.family == "gaussian":
         return [c for c in (d.estimate, d.variance, d.se, d.sample_size, d.population) if c]
-    return [
-        d.count,
-        getattr(d, spec.exposure),
-        *([d.count_lower, d.count_upper] if d.count_lower else []),
-    ]
+    bounds = [d.count_lower, d.count_upper] if d.count_lower else []
+    unknown = [d.unknown_group_count] if d.unknown_group_count else []
+    return [d.count, getattr(d, spec.exposure), *bounds, *unknown]
 
 
 def require_columns(table: pd.DataFrame, columns: list[str], source: str, role: str) -> None:

@@ -20,6 +20,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+
 import arviz as az
 import numpy as np
 import pandas as pd
@@ -36,13 +38,35 @@ def predictor_draws(fit) -> np.ndarray:
     return fit._cached(("row eta",), lambda: data_row_predictor(fit.idata.posterior, fit.design))
 
 
-def pointwise_log_likelihood(fit) -> np.ndarray:
+def observed_rows(design):
+    """The likelihood's rows as their data were observed: with events of unknown group, each
+    known count's mean is thinned by its block's share of events without a group
+    (`sae.unknown_group`)."""
+    rows, unknown = design.rows, design.unknown
+    if unknown is None:
+        return rows
+    return dataclasses.replace(rows, offset=unknown.thinned_offset(rows.offset))
+
+
+def row_log_likelihood(fit) -> np.ndarray:
     """log p(y_r | η_r^(s)) for every likelihood row r and draw s: array (chain, draw, row), on
     the data's scale (standardised Fay–Herriot estimates carry the Jacobian −log scale)."""
     design = fit.design
-    return fit.spec.family.log_density(design.rows, predictor_draws(fit)) - np.log(
+    return fit.spec.family.log_density(observed_rows(design), predictor_draws(fit)) - np.log(
         design.response_scale
     )
+
+
+def pointwise_log_likelihood(fit) -> np.ndarray:
+    """The rows' log-likelihoods, followed, when some events have no group, by each block's
+    log Poisson(u_b | π̂_b Σ μ): (chain, draw, row [+ block])."""
+    values = row_log_likelihood(fit)
+    unknown = fit.design.unknown
+    if unknown is None:
+        return values
+    mu = np.exp(predictor_draws(fit) + fit.design.rows.offset)
+    blocks = stats.poisson.logpmf(unknown.count, unknown.missing_share * unknown.block_sums(mu))
+    return np.concatenate([values, blocks], axis=-1)
 
 
 def loo(fit) -> az.ELPDData:
@@ -61,7 +85,7 @@ def posterior_predictive(fit, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     eta = predictor_draws(fit)
     eta = eta.reshape(-1, eta.shape[-1])
-    rows = fit.design.rows
+    rows = observed_rows(fit.design)
     replicated = fit.spec.family.replicate(rng, rows, eta)
     mean = fit.spec.family.expected(rows, eta)
     # for these canonical links the negative Hessian of log p(y | η) is Var(y | η)
@@ -99,10 +123,10 @@ def loo_pit(fit, seed: int = 0) -> dict:
     if fit.spec.model.family == "gaussian":
         raise ValueError("the randomised LOO-PIT is defined for count models")
     rng = np.random.default_rng(seed)
-    rows, family = fit.design.rows, fit.spec.family
+    rows, family = observed_rows(fit.design), fit.spec.family
     eta = predictor_draws(fit)
     eta = eta.reshape(-1, eta.shape[-1])
-    log_lik = pointwise_log_likelihood(fit).reshape(eta.shape)
+    log_lik = row_log_likelihood(fit).reshape(eta.shape)
     log_weights, k_hat = az.psislw(-log_lik.T)  # rows × draws, normalised per row
     weights = np.exp(log_weights).T
     below = (weights * family.below(rows, eta)).sum(axis=0)
@@ -160,7 +184,7 @@ def residual_morans_i(fit) -> dict:
     """Moran's I of area-level Pearson residuals (counts summed over groups and strata)."""
     exact = ~fit.design.rows.censored  # censored counts have no observed value: left out
     area = fit.design.keys["area"].to_numpy()[exact]
-    mean = fit.spec.family.expected(fit.design.rows, predictor_draws(fit))[..., exact]
+    mean = fit.spec.family.expected(observed_rows(fit.design), predictor_draws(fit))[..., exact]
     fitted = pd.Series(mean.mean(axis=(0, 1))).groupby(area).sum()
     observed = pd.Series(fit.design.rows.response[exact]).groupby(area).sum()
     graph = fit.inputs.graph

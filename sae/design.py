@@ -21,6 +21,7 @@ from sae.cells import CellTable
 from sae.errors import SaeInputError, listing
 from sae.family import RowData
 from sae.graph import AreaGraph
+from sae.unknown_group import UnknownGroups, unknown_groups
 
 
 @dataclass(frozen=True)
@@ -86,6 +87,7 @@ class Design:
     grid: Grid
     response_center: float = 0.0
     response_scale: float = 1.0
+    unknown: UnknownGroups | None = None  # events of unknown group per area × stratum
 
     def original_scale(self, eta):
         """η on the data's own scale: Fay–Herriot models are fitted to standardised estimates
@@ -201,6 +203,7 @@ def build_design(
         grid=build_grid(cells, graph, areas, area_id, group_codes, coding),
         response_center=center,
         response_scale=scale,
+        unknown=unknown_groups(frame, used, cells.strata),
     )
 
 
@@ -286,7 +289,7 @@ def build_grid(cells, graph, areas, area_id, group_codes, coding: tuple[Term, ..
         .merge(combos, how="cross")
     )
     keys = ["area", "group", *strata]
-    counts = [c for c in ("count", "count_upper") if c in frame]
+    counts = [c for c in ("count", "count_upper", "unknown") if c in frame]
     full = full.merge(frame[[*keys, "exposure", *counts, *cells.covariates]], on=keys, how="left")
     full["exposure"] = full["exposure"].fillna(0.0)
     full[counts] = full[counts].fillna(0).astype(np.int64)

@@ -29,6 +29,7 @@ from sae.inputs import Inputs, load_inputs
 from sae.posterior import CELL
 from sae.spec import Spec
 from sae.spec_file import load_spec
+from sae.unknown_group import allocated_events
 
 RATE_BASIS = {False: "crude mix", True: "age-adjusted"}
 
@@ -115,10 +116,28 @@ class Fit:
                 mean, self.design.grid, unit, age, self.inputs.age_weights,
                 self.spec.family, self.spec.per,
             )  # fmt: skip
-        return tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
-                                 self.spec.output.interval, self.spec.flags,
-                                 self.diagnostics.divergences, pareto_k, data_variance,
-                                 self.spec.proportion_scale)  # fmt: skip
+        table = tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
+                                  self.spec.output.interval, self.spec.flags,
+                                  self.diagnostics.divergences, pareto_k, data_variance,
+                                  self.spec.proportion_scale, self._allocated(draws, unit))  # fmt: skip
+        return table
+
+    def _allocated(self, draws: xr.DataArray, unit: tuple[str, ...]) -> np.ndarray | None:
+        """Each unit's posterior mean share of the events without a recorded group."""
+        grid = self.design.grid
+        if self.design.unknown is None:
+            return None
+        odds = self.spec.model.unknown_group_odds
+        weight = 1.0 if odds is None else np.where(grid.rows["group"] == odds.group, odds.odds, 1.0)
+        rows = pd.Series(allocated_events(self._stratum_rates(local=False), grid.rows,
+                                          grid.strata, self.spec.per, weight))  # fmt: skip
+        sums = rows.groupby([grid.rows[k] for k in unit]).sum()
+        keys = (
+            pd.MultiIndex.from_arrays([draws[k].to_numpy() for k in unit])
+            if len(unit) > 1
+            else draws[unit[0]].to_numpy()
+        )
+        return sums.reindex(keys).fillna(0.0).to_numpy()
 
     def estimates(self) -> pd.DataFrame:
         """One row per area × group, every row with its interval and reliability flag.
@@ -213,6 +232,12 @@ class Fit:
         effects)."""
         from sae import checks
 
+        if self.spec.model.unknown_group_odds is not None:
+            raise SaeInputError(
+                "the model checks assume events of unknown group are missing at random; this fit "
+                "sets [model] unknown_group_odds, a sensitivity analysis: compare its estimates "
+                "and gaps with the fit without it."
+            )
         result = {"loo": checks.loo(self)}
         if self.spec.model.family != "gaussian":
             result["posterior_predictive"] = checks.posterior_predictive(self)

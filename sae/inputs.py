@@ -59,6 +59,12 @@ def load_inputs(
     cell_table = check_cells(table, spec, cells_source)
     graph = build_graph(spec, polygons, cell_table.frame["area"], cells_source)
     check_cells_on_graph(cell_table, graph)
+    odds = spec.model.unknown_group_odds
+    if odds is not None and odds.group not in cell_table.groups:
+        raise SaeInputError(
+            f"[model] unknown_group_odds names the group {odds.group!r}, which is not in "
+            f"{cells_source}; its groups are {listing(list(cell_table.groups))}."
+        )
     sources = {"cells": source_record(cells_source, table)}
     if polygons is not None:
         sources["areas"] = source_record(areas_source, polygons)

@@ -87,7 +87,19 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
             params["group_area_effect"] = bym2_field("group_area", graph, prior, spectrum, "group")
         eta = linear_predictor(params, design.area, design.group, design.X)
         family.pymc_likelihood(eta, design.rows)
+        if design.unknown is not None:
+            unknown_group_term(design, spec, pt.exp(eta + design.rows.offset))
     return model
+
+
+def unknown_group_term(design: Design, spec: Spec, mu) -> None:
+    """Events of unknown group (`sae.unknown_group`): missing at random, or with the spec's odds."""
+    odds = spec.model.unknown_group_odds
+    if odds is None:
+        design.unknown.pymc_potential(mu)
+        return
+    in_group = design.group == list(design.groups).index(odds.group)
+    design.unknown.pymc_potential(mu, design.rows.response, float(np.log(odds.odds)), in_group)
 
 
 def fixed_effects(design: Design, prior: PriorSet) -> dict:

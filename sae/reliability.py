@@ -82,11 +82,18 @@ def flag_estimates(
 
 
 def with_censoring_noted(values: pd.DataFrame, flagged: pd.DataFrame) -> pd.DataFrame:
-    """Every unit whose count was censored says so in its reason, whatever its flag."""
+    """Every unit whose count was censored, or that holds events of unknown group, says so in
+    its reason, whatever its flag."""
     censored = column(values, "observed").isna() & column(values, "observed_upper").notna()
     for index in values.index[censored & ~flagged["flag_reason"].str.contains("suppressed")]:
         note = f"{events_text(values.loc[index])}, fitted as ranges"
         flagged.loc[index, "flag_reason"] += f"; {note}"
+    allocated = column(values, "unknown_allocated")
+    for index in values.index[allocated >= 0.5]:
+        flagged.loc[index, "flag_reason"] += (
+            f"; about {allocated[index]:.0f} events without a recorded group shared out to it "
+            "(race missing at random within area and stratum assumed)"
+        )
     return flagged
 
 

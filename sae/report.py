@@ -44,7 +44,7 @@ def methods(fit) -> str:
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
-    adjusted += strata_text(s) + censoring_text(fit)
+    adjusted += strata_text(s) + censoring_text(fit) + unknown_group_text(fit)
     return (
         f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
         f"is the sum of an intercept, group and stratum effects, covariates "
@@ -71,6 +71,26 @@ def censoring_text(fit) -> str:
             f"(known only to lie in {shown}); each entered the likelihood as the probability of "
             "its range, so the estimates use what the range says and no more, and every cell with "
             "such a count says so in its flag's reason.")  # fmt: skip
+
+
+def unknown_group_text(fit) -> str:
+    """The events without a recorded group, and the assumption under which they were shared."""
+    unknown = fit.design.unknown
+    if unknown is None:
+        return ""
+    total, known = int(unknown.count.sum()), int(fit.design.rows.response.sum())
+    text = (f" {total:,} events had no recorded {fit.spec.data.group} ({total / (total + known):.0%} "
+            "of all events). They were shared out among the groups in proportion to each group's "
+            "modelled expected events in the same area and stratum")  # fmt: skip
+    odds = fit.spec.model.unknown_group_odds
+    if odds is not None:
+        return text + (f", with the events of {odds.group!r} taken to lack their group at "
+                       f"{odds.odds:g} times the odds of the other groups': a sensitivity analysis "
+                       "of the usual assumption that recording does not depend on the group.")  # fmt: skip
+    return text + (", which assumes that whether the group is recorded does not depend on the "
+                   "group within an area and stratum. That assumption often fails (some groups are "
+                   "misclassified or unrecorded more often), so read the gaps of places with many "
+                   "such events with care; [model] unknown_group_odds shows how far they move.")  # fmt: skip
 
 
 def strata_text(s) -> str:

@@ -39,6 +39,15 @@ class Suppression:
 
 
 @dataclass(frozen=True)
+class MissingOdds:
+    """A sensitivity setting for events of unknown group: `group`'s events lack their group with
+    `odds` times the odds of the other groups' (1: missing at random)."""
+
+    group: str
+    odds: float
+
+
+@dataclass(frozen=True)
 class DataSpec:
     """Where the cells and areas are, and which columns mean what."""
 
@@ -53,6 +62,9 @@ class DataSpec:
     suppressed: Suppression | None = None  # { marker = "Suppressed", range = [1, 15] }
     count_lower: str | None = None  # per-row bounds for counts left empty (censored)
     count_upper: str | None = None
+    unknown_group_count: str | None = (
+        None  # events of unknown group per area × stratum (sae.unknown_group)
+    )
     population: str | None = None
     expected: str | None = None
     trials: str | None = None
@@ -91,6 +103,7 @@ class ModelSpec:
     # strata whose effects differ by group (group × stratum interactions); None: the age stratum
     # when the data have groups (benchmarks/strata_by_group), [] for effects shared by all groups
     strata_by_group: tuple[str, ...] | None = None
+    unknown_group_odds: MissingOdds | None = None  # { group = "...", odds = 2.0 }: sensitivity
 
 
 @dataclass(frozen=True)
@@ -201,7 +214,8 @@ class Spec:
 
         The changes are checked exactly as a spec file's settings are (names, types, ranges).
         """
-        from sae.spec_file import SECTIONS, check_spec, section_as_dict, section_from_dict
+        from sae.spec_checks import check_spec
+        from sae.spec_file import SECTIONS, section_as_dict, section_from_dict
 
         where = str(self.source or "<spec>")
         unknown = set(sections) - set(SECTIONS) - {"title"}

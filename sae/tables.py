@@ -34,14 +34,15 @@ SUPPRESSED_COLUMNS = ("crude", "direct", "direct_se", "mean", "median", "sd", "l
 def unit_table(
     draws: xr.DataArray, inputs: Inputs, direct: bool, per: float, interval: float, flags,
     divergences: int, pareto_k: np.ndarray | None = None, data_variance: np.ndarray | None = None,
-    proportion_scale: float | None = None,
+    proportion_scale: float | None = None, allocated: np.ndarray | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Observed, exposure, crude rate (or the direct estimate), posterior summaries and flags for
     each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates).
 
     Laplace fits corrected locally pass each unit's `pareto_k` (the reliability of the
     correction); `data_variance` is the variance the units' own data alone would give (count
-    models), from which the data share follows (`sae.reliability`)."""
+    models), from which the data share follows (`sae.reliability`); `allocated` each unit's share
+    of the events whose group is unknown."""
     unit = tuple(name for name, c in draws.coords.items() if c.dims == ("unit",))
     if direct:
         table = direct_by_unit(inputs, draws, unit)
@@ -56,6 +57,8 @@ def unit_table(
     elif data_variance is not None:
         table["data_share"] = np.clip(table["sd"].to_numpy() ** 2 / data_variance, 0.0, 1.0)
     table["has_data"] = table["exposure"] > 0
+    if allocated is not None:  # events without a recorded group, shared out (sae.unknown_group)
+        table["unknown_allocated"] = allocated
     if pareto_k is not None:
         table["pareto_k"] = pareto_k
     return pd.concat([table, flag_estimates(table, flags, divergences, proportion_scale)], axis=1)

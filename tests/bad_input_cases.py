@@ -176,6 +176,13 @@ def maps_without_polygons(w: Workspace) -> list[str]:
     return ["--out", str(w.folder / "out"), "--maps"]
 
 
+def unknown_differs(w: Workspace) -> None:
+    w.set_spec("data", 'unknown_group_count = "unknown"')
+    w.set_spec("sampler", 'method = "nuts"')
+    w.cells["unknown"] = 3
+    w.cells.loc[0, "unknown"] = 4
+
+
 CASES = [
     # the spec: every value's type and range, every name
     spec_case("draws is text", "sampler", 'draws = "many"', "draws = 'many' must be a whole number"),
@@ -305,6 +312,12 @@ CASES = [
               "family 'poisson' has counts"),
     spec_case("unknown cells format", "data", 'cells_format = "excel"',
               "cells_format = 'excel' is not known"),
+    spec_case("unknown_group_count with the Laplace method", "data",
+              'unknown_group_count = "unknown"', 'needs \\[sampler\\] method = "nuts"'),
+    spec_case("unknown_group_odds without unknown counts", "model",
+              'unknown_group_odds = { group = "A", odds = 2.0 }', "needs \\[data\\] unknown_group_count"),
+    Case("unknown count differing between a place's groups", unknown_differs,
+         "differs between the groups' rows of the same area at row 2, row 3"),
     # the Python API's arguments
     Case("areas= a plain DataFrame", lambda w: setattr(w, "api_areas", pd.DataFrame(w.areas.drop(columns="geometry"))),
          "areas= must be a geopandas GeoDataFrame"),  # fmt: skip
