@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
+import sys
 from pathlib import Path
 
 import geopandas as gpd
@@ -15,12 +15,11 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def benchmark_script(folder: str):
-    """benchmarks/<folder>/run.py as a module of its own name (every benchmark has a run.py)."""
-    path = ROOT / "benchmarks" / folder / "run.py"
-    spec = importlib.util.spec_from_file_location(f"benchmark_{folder}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    """benchmarks/<folder>/run.py as a module of its own name (`benchmarks/helpers.py`)."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from helpers import benchmark
+
+    return benchmark(folder)
 
 
 def grid_areas(nrow: int = 4, ncol: int = 5, island: bool = True) -> gpd.GeoDataFrame:

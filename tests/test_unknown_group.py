@@ -43,16 +43,19 @@ def test_the_factorised_likelihood_differs_from_sae_s_by_a_constant_in_mu():
     assert differences[0] == pytest.approx(differences[1], abs=1e-9)  # θ-free: π̂ factors out
 
 
-def mar_cells(seed: int = 4):
-    """Two groups, B's rate twice A's; each area loses the group of its events with probability
-    5–40% (missing at random within the area), simulated truth with seed `seed`."""
+def mar_cells(seed: int = 4, odds: float = 1.0, lowest: float = 0.05, highest: float = 0.4):
+    """Two groups, B's rate twice A's; each area's events lose their group with probability
+    Uniform(lowest, highest) for A and the probability whose odds are `odds` times that for B
+    (1: missing at random within the area). Simulated truth with seed `seed`."""
     rng = np.random.default_rng(seed)
     areas = grid_areas(island=False)
     rows = []
-    for area, lose in zip(areas["area"], rng.uniform(0.05, 0.4, len(areas)), strict=True):
-        for group, rate, population in (("A", 1e-3, 40_000), ("B", 2e-3, 15_000)):
+    for area, lose in zip(areas["area"], rng.uniform(lowest, highest, len(areas)), strict=True):
+        scaled = odds * lose / (1 - lose)
+        for group, rate, population, p in (("A", 1e-3, 40_000, lose),
+                                           ("B", 2e-3, 15_000, scaled / (1 + scaled))):  # fmt: skip
             cases = rng.poisson(rate * population)
-            known = rng.binomial(cases, 1 - lose)
+            known = rng.binomial(cases, 1 - p)
             rows.append({"area": area, "group": group, "population": population, "cases": known,
                          "lost": cases - known, "truth": rate * 1e5})  # fmt: skip
     cells = pd.DataFrame(rows)
@@ -134,22 +137,9 @@ def test_unknown_group_settings_are_checked(data, sampler, message):
         spec_from_dict(raw)
 
 
-def differential_cells(seed: int = 5, odds: float = 3.0):
-    """As `mar_cells`, but B's events lack their group with `odds` times A's odds (simulated
-    truth, seed `seed`): the missing-at-random assumption fails."""
-    rng = np.random.default_rng(seed)
-    areas = grid_areas(island=False)
-    rows = []
-    for area, lose in zip(areas["area"], rng.uniform(0.1, 0.4, len(areas)), strict=True):
-        scaled = odds * lose / (1 - lose)
-        for group, rate, population, p in (("A", 1e-3, 40_000, lose),
-                                           ("B", 2e-3, 15_000, scaled / (1 + scaled))):  # fmt: skip
-            cases = rng.poisson(rate * population)
-            known = rng.binomial(cases, 1 - p)
-            rows.append({"area": area, "group": group, "population": population, "cases": known,
-                         "lost": cases - known, "truth": rate * 1e5})  # fmt: skip
-    cells = pd.DataFrame(rows)
-    cells["unknown"] = cells.groupby("area")["lost"].transform("sum")
+def differential_cells():
+    """B's events lack their group at 3 times A's odds: missing at random fails."""
+    cells, areas = mar_cells(seed=5, odds=3.0, lowest=0.1)
     return cells.drop(columns="lost"), areas
 
 

@@ -23,8 +23,7 @@ replication r.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import sys
 import warnings
 from pathlib import Path
 
@@ -34,18 +33,13 @@ import pandas as pd
 
 import sae
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import benchmark, markdown, rmse, simulation_main  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SUPPRESSED = (1, 15)
 TREATMENTS = ("full data", "censored", "dropped", "midpoint")
-
-
-def benchmark(folder: str):
-    path = ROOT / "benchmarks" / folder / "run.py"
-    spec = importlib.util.spec_from_file_location(f"{folder}_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def treated(simulated: pd.DataFrame, treatment: str) -> tuple[pd.DataFrame, dict]:
@@ -65,7 +59,7 @@ def treated(simulated: pd.DataFrame, treatment: str) -> tuple[pd.DataFrame, dict
 
 def replicate(seed: int, base, cells, graph, areas, strata_study) -> tuple[list, list]:
     simulated = strata_study.simulate(cells, graph, areas, "shared age effects", seed,
-                                      strata_study.coverage_module())  # fmt: skip
+                                      benchmark("coverage"))  # fmt: skip
     truth = None
     scored_cells, scored_gaps = [], []
     for treatment in TREATMENTS:
@@ -104,7 +98,7 @@ def run(replications: int) -> None:
         ROOT / "benchmarks" / "pennsylvania_lung" / "cells.csv", dtype={"fips": str}
     )
     areas = gpd.read_file(ROOT / "shapefiles" / "pennsylvania_counties.gpkg")
-    graph = strata_study.coverage_module().load_inputs(base, cells=cells, areas=areas).graph
+    graph = benchmark("coverage").load_inputs(base, cells=cells, areas=areas).graph
     all_cells, all_gaps = [], []
     for seed in range(replications):
         c, g = replicate(seed, base, cells, graph, areas, strata_study)
@@ -112,16 +106,6 @@ def run(replications: int) -> None:
         all_gaps += g
     pd.concat(all_cells).to_csv(HERE / "cells.csv.gz", index=False, float_format="%.6g")
     pd.concat(all_gaps).to_csv(HERE / "gaps.csv.gz", index=False, float_format="%.6g")
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns)
-    rows = ("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))
-    return header + "\n" + "\n".join(rows)
-
-
-def rmse(errors: pd.Series) -> float:
-    return float(np.sqrt(np.mean(errors**2)))
 
 
 def tables() -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -188,15 +172,5 @@ def write_report() -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--replications", type=int, default=10)
-    parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
-    args = parser.parse_args()
-    if not args.report:
-        run(args.replications)
-    write_report()
-
-
 if __name__ == "__main__":
-    main()
+    simulation_main(run, write_report, replications=10)

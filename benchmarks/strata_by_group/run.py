@@ -23,7 +23,7 @@ standardised with the same weights. Seed r for replication r.
 from __future__ import annotations
 
 import argparse
-import importlib.util
+import sys
 import warnings
 from pathlib import Path
 
@@ -34,21 +34,15 @@ import pandas as pd
 
 import sae
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import benchmark, markdown  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SPEC = ROOT / "models" / "pennsylvania_lung_race.toml"
 CHOICES = {"shared": (), "age by group": ("age",), "age and sex by group": ("age", "sex")}
 NON_WHITE_AGE = {"Under.40": 0.3, "40.59": 0.0, "60.69": -0.2, "70+": -0.3}
 SCENARIOS = ("shared age effects", "group-specific age effects")
-
-
-def coverage_module():
-    """benchmarks/coverage/run.py, for its simulation helpers (BYM2 truth, scoring tables)."""
-    path = ROOT / "benchmarks" / "coverage" / "run.py"
-    spec = importlib.util.spec_from_file_location("coverage_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def quiet_fit(spec, **inputs) -> sae.Fit:
@@ -138,7 +132,7 @@ def score(fit: sae.Fit, truth: pd.Series, scenario: str, model: str, seed: int):
 
 
 def simulation(replications: int) -> None:
-    coverage = coverage_module()
+    coverage = benchmark("coverage")
     base = sae.load_spec(SPEC).replace(data={"covariates": ()}, sampler={"method": "laplace"})
     cells = pd.read_csv(
         ROOT / "benchmarks" / "pennsylvania_lung" / "cells.csv", dtype={"fips": str}
@@ -164,12 +158,6 @@ def simulation(replications: int) -> None:
 
 
 # Report ----------------------------------------------------------------------------------------
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns)
-    rows = ("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))
-    return header + "\n" + "\n".join(rows)
 
 
 def simulation_table() -> pd.DataFrame:

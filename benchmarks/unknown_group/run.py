@@ -20,8 +20,7 @@ data's weights. Seed r for replication r, 100 + r for the missingness.
 
 from __future__ import annotations
 
-import argparse
-import importlib.util
+import sys
 import warnings
 from pathlib import Path
 
@@ -31,18 +30,13 @@ import pandas as pd
 
 import sae
 
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from helpers import benchmark, markdown, rmse, simulation_main  # noqa: E402
+
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCENARIOS = {"missing at random": 1.0, "non-white twice as often": 2.0}
 FITS = ("full data", "unknown modelled", "unknown modelled, odds 2", "known only")
-
-
-def strata_study():
-    path = ROOT / "benchmarks" / "strata_by_group" / "run.py"
-    spec = importlib.util.spec_from_file_location("strata_by_group_run", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def lose_race(simulated: pd.DataFrame, odds: float, rng) -> pd.DataFrame:
@@ -74,8 +68,8 @@ def fit_inputs(lost: pd.DataFrame, name: str):
 
 
 def run(replications: int) -> None:
-    study = strata_study()
-    coverage = study.coverage_module()
+    study = benchmark("strata_by_group")
+    coverage = benchmark("coverage")
     base = sae.load_spec(ROOT / "models" / "pennsylvania_lung_race.toml").replace(
         data={"covariates": ()},
         sampler={"method": "nuts", "chains": 2, "draws": 500, "tune": 500},
@@ -105,16 +99,6 @@ def run(replications: int) -> None:
                       round(g["covered"].mean(), 3), flush=True)  # fmt: skip
     pd.concat(scored_cells).to_csv(HERE / "cells.csv.gz", index=False, float_format="%.6g")
     pd.concat(scored_gaps).to_csv(HERE / "gaps.csv.gz", index=False, float_format="%.6g")
-
-
-def markdown(frame: pd.DataFrame) -> str:
-    header = "| " + " | ".join(map(str, frame.columns)) + " |\n|" + "---|" * len(frame.columns)
-    rows = ("| " + " | ".join(str(v) for v in row) + " |" for row in frame.itertuples(index=False))
-    return header + "\n" + "\n".join(rows)
-
-
-def rmse(errors: pd.Series) -> float:
-    return float(np.sqrt(np.mean(errors**2)))
 
 
 def write_report() -> None:
@@ -147,15 +131,5 @@ def write_report() -> None:
     )
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--replications", type=int, default=6)
-    parser.add_argument("--report", action="store_true", help="only rebuild RESULTS.md")
-    args = parser.parse_args()
-    if not args.report:
-        run(args.replications)
-    write_report()
-
-
 if __name__ == "__main__":
-    main()
+    simulation_main(run, write_report, replications=6)
