@@ -9,6 +9,7 @@ fit = sae.load("out/pennsylvania")
 
 from importlib import metadata
 
+from sae.batch import fit_many
 from sae.diagnostics import ConvergenceWarning
 from sae.errors import SaeError, SaeInputError, SaeOutputError
 from sae.fit import Fit, fit, load
@@ -29,6 +30,7 @@ __all__ = [
     "Spec",
     "__version__",
     "fit",
+    "fit_many",
     "load",
     "load_spec",
     "spec_from_dict",

@@ -4,6 +4,7 @@ sae fit SPEC --out DIR [--maps] [--report] [--force]   fit a spec, write results
 sae map DIR [--force]                                  draw the maps of a saved fit into DIR/maps
 sae report DIR [--force]                               write DIR/report.html (and missing tables, maps)
 sae validate [--quick] [--out FILE]                    reproduce published results
+sae batch SPEC... --out DIR [--scheduler ADDR]         many fits at once on Dask (sae.batch)
 
 Errors sae raises on purpose (`SaeError`) are printed as one message, exit status 2; anything else
 is a bug in sae and keeps its traceback.
@@ -42,6 +43,16 @@ def parser() -> argparse.ArgumentParser:
         fit.add_argument(f"--{name}", type=int, help=f"override [sampler] {name}")
     fit.add_argument("--method", choices=("nuts", "laplace"), help="override [sampler] method")
     fit.add_argument("--quiet", action="store_true", help="no progress display")
+    batch = commands.add_parser("batch", help="fit many specs at once on Dask")
+    batch.add_argument("specs", nargs="+", help="spec files or globs; [batch] tables vary settings")
+    batch.add_argument("--out", type=Path, required=True, help="directory for the fits' folders")
+    batch.add_argument("--scheduler", help="a running Dask scheduler (default: a LocalCluster)")
+    batch.add_argument("--workers", type=int, help="LocalCluster: fits at once (default: cores)")
+    batch.add_argument("--threads-per-fit", type=int, default=1, help="threads each fit may use")
+    batch.add_argument("--memory-per-fit", type=int, help="megabytes each fit needs (a resource)")
+    batch.add_argument("--method", choices=("nuts", "laplace"), help="override [sampler] method")
+    batch.add_argument("--maps", action="store_true", help="also draw each fit's maps")
+    batch.add_argument("--report", action="store_true", help="also write each fit's report")
     validate = commands.add_parser("validate", help="reproduce the published benchmark results")
     validate.add_argument(
         "--quick", action="store_true", help="skip the slow NYC fit (a few minutes)"
@@ -69,7 +80,8 @@ def parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
     logging.basicConfig(level=logging.WARNING, format="sae: %(message)s")
-    commands = {"fit": run_fit, "map": run_map, "report": run_report, "validate": run_validate}
+    commands = {"fit": run_fit, "map": run_map, "report": run_report, "validate": run_validate,
+                "batch": run_batch}  # fmt: skip
     previous = signal.signal(signal.SIGTERM, stop_on_terminate)
     try:
         return commands[args.command](args)
@@ -92,6 +104,25 @@ def use_file_backend() -> None:
     matplotlib.use("Agg")
 
 
+def run_batch(args: argparse.Namespace) -> int:
+    """Fit every spec of the batch; exit status 1 when a fit failed (the others are written)."""
+    import distributed  # noqa: F401 - configures its loggers on import; quieten them after
+
+    from sae.batch import fit_many
+
+    use_file_backend()
+    logging.getLogger("sae.batch").setLevel(logging.INFO)
+    for name in ("distributed", "distributed.nanny", "distributed.scheduler", "distributed.core"):
+        logging.getLogger(name).setLevel(logging.ERROR)  # the cluster's own start and stop
+    table = fit_many(args.specs, args.out, scheduler=args.scheduler, workers=args.workers,
+                     threads_per_fit=args.threads_per_fit, memory_per_fit=args.memory_per_fit,
+                     method=args.method, maps=args.maps, report=args.report)  # fmt: skip
+    shown = table[["fit", "status", "seconds", "peak_memory_mb", "reliable", "unreliable", "error"]]
+    print(shown.fillna("").to_string(index=False))
+    print(f"summary written to {args.out / 'summary.csv'} and {args.out / 'index.html'}")
+    return 1 if (table["status"] == "failed").any() else 0
+
+
 def run_fit(args: argparse.Namespace) -> int:
     import sae
     from sae.fit import fit_inputs
@@ -112,6 +143,8 @@ def run_fit(args: argparse.Namespace) -> int:
     inputs = load_inputs(spec)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", ConvergenceWarning)
+        if not args.quiet:
+            logging.getLogger("sae.laplace").setLevel(logging.INFO)  # the Laplace engine's steps
         fit = fit_inputs(spec, inputs, progress=not args.quiet)
     for warning in caught:
         if issubclass(warning.category, ConvergenceWarning):

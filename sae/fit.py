@@ -305,7 +305,8 @@ def fit(
     areas : GeoDataFrame, str or Path, optional
         The polygons, in place of the spec's [data] areas.
     progress : bool
-        Show NUTS's progress bar.
+        Show NUTS's progress bar, and log the Laplace engine's steps at INFO on the
+        "sae.laplace" logger (at DEBUG when False).
 
     Returns
     -------

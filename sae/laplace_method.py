@@ -11,6 +11,7 @@ the area's numbers are flagged and NUTS is the method to use for them.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -34,6 +35,7 @@ from sae.laplace import LaplaceEngine, Mode, draw_latent, row_log_weights
 from sae.latent import LatentModel, latent_model
 from sae.spec import Spec
 
+log = logging.getLogger("sae.laplace")
 DRAW_BATCH = 250
 NEGLIGIBLE_WEIGHT_SD = 0.1  # log weights varying less than this cannot move a number noticeably
 CORRECTION_MIN_ESS = 0.25  # share of the draws a joint reweighting must keep
@@ -48,21 +50,29 @@ def run_laplace(
     model = latent_model(spec, design, graph, family)
     engine = LaplaceEngine(model)
     start = np.array([h.unconstrained(0.5) for h in model.hyperparameters])
+    report = log.info if progress else log.debug
+    report("laplace: finding the mode of %d hyperparameters (latent field of %d)",
+           len(model.hyperparameters), model.size)  # fmt: skip
     mode, at_mode = theta_mode(engine, start)
     hessian = theta_hessian(engine, mode, at_mode)
     seconds["mode"] = time.perf_counter() - clock
+    report("laplace: mode after %d evaluations in %.1f s", engine.evaluations, seconds["mode"])
     clock = time.perf_counter()
     rng = np.random.default_rng(spec.sampler.seed)
     points = spec.sampler.integration_points or automatic_points(len(mode))
     thetas, modes, weights, theta_k = integration_points(engine, mode, hessian, points,
                                                          spec.sampler.seed)  # fmt: skip
     seconds["integration"] = time.perf_counter() - clock
+    report("laplace: %d integration points in %.1f s (Pareto k̂ %.2f)", len(thetas),
+           seconds["integration"], theta_k)  # fmt: skip
     clock = time.perf_counter()
     total = spec.sampler.draws * spec.sampler.chains
     counts = rng.multinomial(total, weights / weights.sum())
     draws, row_weights = sample_mixture(engine, thetas, modes, counts, rng)
     correction = correct(row_weights, design, graph, rng)
     seconds["draws"] = time.perf_counter() - clock
+    report("laplace: %d draws, corrected %s, in %.1f s", total,
+           "jointly" if correction.order is not None else "area by area", seconds["draws"])  # fmt: skip
     if correction.order is not None:
         draws = {name: np.take(values, correction.order, axis=0) for name, values in draws.items()}
     posterior = common_posterior(draws, model, design, graph)

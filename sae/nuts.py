@@ -38,6 +38,7 @@ from sae.graph import AreaGraph
 from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
 from sae.priors import PriorSet, icar_spectrum, mixing_rho, prior_set, scale_sigma
 from sae.spec import SamplerSpec, Spec
+from sae.threads import sampler_cores
 
 SUM_TO_ZERO_SCALE = 0.001
 KEPT = ("intercept", "beta", "group_effect", "area_effect", "area_sigma", "area_rho",
@@ -189,6 +190,7 @@ def sample(
             progress_bar=progress,
             save_warmup=False,
             low_rank_modified_mass_matrix=sampler.low_rank_mass_matrix,
+            **sampler_cores(),
         )
         end = time.perf_counter()
         return idata, {"compile": compiled_at - start, "sample": end - compiled_at}
@@ -201,6 +203,7 @@ def sample(
             target_accept=sampler.target_accept,
             progressbar=progress,
             compute_convergence_checks=False,
+            **sampler_cores(),
         )
     return idata, {"sample": time.perf_counter() - start}
 

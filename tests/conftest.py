@@ -15,8 +15,8 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def benchmark_script(folder: str):
-    """benchmarks/<folder>/run.py as a module of its own name (`benchmarks/helpers.py`)."""
-    sys.path.insert(0, str(ROOT / "benchmarks"))
+    """benchmarks/<folder>/run.py as a module of its own name (`benchmarks/common/helpers.py`)."""
+    sys.path.insert(0, str(ROOT / "benchmarks" / "common"))
     from helpers import benchmark
 
     return benchmark(folder)

@@ -30,7 +30,7 @@ import pandas as pd
 
 import sae
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "common"))
 from helpers import benchmark, markdown, rmse, simulation_main  # noqa: E402
 
 HERE = Path(__file__).resolve().parent

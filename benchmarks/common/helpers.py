@@ -1,7 +1,8 @@
 """What the benchmark scripts share: loading another benchmark's run.py, markdown tables, RMSE.
 
-A script that needs them puts this folder on sys.path first (`sys.path.insert(0, str(ROOT /
-"benchmarks"))`): benchmarks are scripts, not a package.
+A script that needs them puts this folder (benchmarks/common) on sys.path first: benchmarks are
+scripts, not a package, and benchmarks/ itself must not be on the path (its folder `coverage`
+would shadow the coverage package that numba imports).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-HERE = Path(__file__).resolve().parent
+HERE = Path(__file__).resolve().parents[1]  # benchmarks/
 
 
 def benchmark(folder: str):
