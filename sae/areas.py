@@ -96,7 +96,7 @@ def check_areas(areas: gpd.GeoDataFrame, id_column: str, source: str) -> gpd.Geo
 
 def needs_neighbours(spec: Spec) -> bool:
     """Whether the model has a spatial structure, so that it needs polygons or an edge list."""
-    return spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    return spec.model.spatial == "bym2" or spec.model.group_effects in ("bym2", "mcar")
 
 
 def build_graph(
@@ -119,7 +119,7 @@ def build_graph(
         return graph_from_pairs(natural_sort(set(cell_areas)), [], cells_source)
     else:
         raise SaeInputError(
-            'No areas: a spatial model (spatial or group_effects = "bym2") needs neighbours. '
+            'No areas: a spatial model (spatial, or group_effects = "bym2" or "mcar") needs neighbours. '
             "Set [data] areas = a polygons file, or [graph] edges = an edge-list CSV, or pass "
             'areas= (a GeoDataFrame); or fit a model without spatial structure (spatial = "none").'
         )

@@ -9,6 +9,7 @@ fit = sae.load("out/pennsylvania")
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -223,6 +224,21 @@ class Fit:
         from sae.summary import fit_summary
 
         return fit_summary(self)
+
+    def group_correlations(self) -> pd.DataFrame:
+        """With `group_effects = "mcar"`: the posterior correlation of each pair of groups' area
+        deviations (mean, median, the spec's interval, P(positive)); empty otherwise."""
+        columns = ["group", "other_group", "mean", "median", "lower", "upper", "prob_positive"]
+        if "group_area_correlation" not in self.idata.posterior:
+            return pd.DataFrame(columns=columns)
+        draws = self.idata.posterior["group_area_correlation"].stack(sample=("chain", "draw"))
+        tail = (1.0 - self.spec.output.interval) / 2.0
+        rows = []
+        for a, b in itertools.combinations(self.design.groups, 2):
+            values = draws.sel(group=a, other_group=b).to_numpy()
+            lower, median, upper = np.quantile(values, [tail, 0.5, 1.0 - tail])
+            rows.append([a, b, values.mean(), median, lower, upper, (values > 0).mean()])
+        return pd.DataFrame(rows, columns=columns)
 
     def check(self) -> dict:
         """Model checks (`sae.checks`): PSIS-LOO for comparing models on the same data; for count

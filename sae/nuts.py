@@ -64,11 +64,12 @@ def run_nuts(
 def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Model:
     """The PyMC model, with dims ``area``, ``group`` and ``term``."""
     prior = prior_set(spec)
-    needs_spectrum = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    needs_spectrum = spec.model.spatial == "bym2" or spec.model.group_effects in ("bym2", "mcar")
     spectrum = icar_spectrum(graph) if prior.rho == "pc" and needs_spectrum else None
     coords = {
         "area": list(graph.ids),
         "group": list(design.groups),
+        "other_group": list(design.groups),
         "term": list(design.terms),
         "row": np.arange(len(design.area)),
     }
@@ -86,6 +87,8 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
             params["group_area_effect"] = iid_combination(sigma, z)
         elif spec.model.group_effects == "bym2":
             params["group_area_effect"] = bym2_field("group_area", graph, prior, spectrum, "group")
+        elif spec.model.group_effects == "mcar":
+            params["group_area_effect"] = mcar_field(graph, prior, spectrum, len(design.groups))
         eta = linear_predictor(params, design.area, design.group, design.X)
         family.pymc_likelihood(eta, design.rows)
         if design.unknown is not None:
@@ -146,6 +149,39 @@ def bym2_field(
     pm.Potential(f"{prefix}_icar", icar_logp(structured, graph))
     unstructured = pm.Normal(f"{prefix}_unstructured", 0.0, 1.0, dims=dims)
     return bym2_combination(sigma, rho, structured, unstructured, *structure_weights(graph))
+
+
+def mcar_field(graph: AreaGraph, prior: PriorSet, spectrum, groups: int):
+    """Group × area deviations correlated across groups: c = diag(σ) L f, where f holds one
+    unit-scale BYM2 field per group, all with the same ρ, and L L' = R is the groups' correlation
+    matrix with an LKJ(2) prior (Lewandowski, Kurowicka & Joe 2009). Then Cov(c) = diag(σ) R diag(σ)
+    ⊗ the BYM2 correlation: the separable multivariate CAR of Jin, Carlin & Banerjee (2005) with
+    BYM2 fields (Riebler et al. 2016), so a small group borrows the spatial pattern of the others.
+    σ_g and ρ keep the PC priors of the other group effects."""
+    sigma = scale_sigma("group_area_sigma", prior, dims="group")
+    rho = mixing_rho("group_area_rho", prior, spectrum)
+    structured = pm.Flat("group_area_structured", dims=("group", "area"))
+    pm.Potential("group_area_icar", icar_logp(structured, graph))
+    unstructured = pm.Normal("group_area_unstructured", 0.0, 1.0, dims=("group", "area"))
+    unit = bym2_combination(pt.ones(groups), rho, structured, unstructured,
+                            *structure_weights(graph))  # fmt: skip
+    correlation = pm.LKJCorr("group_area_correlation_raw", n=groups, eta=2.0, return_matrix=True)
+    pm.Deterministic("group_area_correlation", correlation, dims=("group", "other_group"))
+    return sigma[:, None] * pt.dot(pt.linalg.cholesky(correlation), unit)
+
+
+def mcar_draws(raw: xr.Dataset, graph: AreaGraph):
+    """The MCAR deviations of every draw, and ρ repeated for each group (the common draws' form)."""
+    rho = raw["group_area_rho"].to_numpy()
+    sigma = raw["group_area_sigma"].to_numpy()
+    unit = bym2_combination(np.ones_like(sigma), rho[..., None], raw["group_area_structured"].to_numpy(),
+                            raw["group_area_unstructured"].to_numpy(), *structure_weights(graph))  # fmt: skip
+    cholesky = np.linalg.cholesky(raw["group_area_correlation"].to_numpy())
+    effect = sigma[..., None] * np.einsum("cdgh,cdha->cdga", cholesky, unit)
+    repeated = raw["group_area_sigma"].copy(
+        data=np.broadcast_to(rho[..., None], sigma.shape).copy()
+    )
+    return effect, repeated
 
 
 def icar_logp(u, graph: AreaGraph):
@@ -224,6 +260,9 @@ def common_draws(
             raw["group_area_structured"].to_numpy(), raw["group_area_unstructured"].to_numpy(),
             *structure_weights(graph),
         )  # fmt: skip
+    elif group_effects == "mcar":
+        effect, values["group_area_rho"] = mcar_draws(raw, graph)
+        values["group_area_correlation"] = raw["group_area_correlation"]
     if group_effects != "none":
         values["group_area_effect"] = (("chain", "draw", "group", "area"), effect)
     posterior = xr.Dataset(values).assign_coords(

@@ -84,7 +84,25 @@ def draw_parameters(fit, draws: int, rng) -> dict:
         )
     elif spec.model.group_effects == "bym2":
         params["group_area_effect"] = draw_field(graph, prior, spectrum, rng, (draws, g))[2]
+    elif spec.model.group_effects == "mcar":
+        params["group_area_effect"] = draw_mcar(graph, prior, spectrum, rng, draws, g)
     return params
+
+
+def draw_mcar(graph, prior, spectrum, rng, draws: int, groups: int) -> np.ndarray:
+    """MCAR deviations (`sae.nuts.mcar_field`): unit BYM2 fields sharing ρ, mixed by the Cholesky
+    factor of an LKJ(2) correlation drawn with PyMC, scaled by each group's σ."""
+    import pymc as pm
+
+    rho = draw_rho(prior, spectrum, rng, draws)
+    u, v = draw_icar(graph, rng, (draws, groups)), rng.normal(size=(draws, groups, graph.n_areas))
+    unit = bym2_combination(np.ones((draws, groups)), rho[:, None], u, v, *structure_weights(graph))
+    correlation = pm.draw(pm.LKJCorr.dist(n=groups, eta=2.0, return_matrix=True), draws=draws,
+                          random_seed=rng)  # fmt: skip
+    mixed = np.einsum(
+        "dgh,dha->dga", np.linalg.cholesky(correlation.reshape(draws, groups, groups)), unit
+    )
+    return draw_sigma(prior, rng, (draws, groups))[..., None] * mixed
 
 
 def prior_predictive(fit, draws: int = 500, seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:

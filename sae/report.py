@@ -28,6 +28,10 @@ GROUP_TEXT = {
     "none": "no group-specific deviations",
     "iid": "independent group-by-area deviations c_ig ~ N(0, σ_g²)",
     "bym2": "a BYM2 field for each group",
+    "mcar": (
+        "BYM2 fields for the groups that share one ρ and are correlated across groups "
+        "(MCAR; Jin, Carlin & Banerjee 2005), with an LKJ(2) prior on the correlations"
+    ),
 }
 
 

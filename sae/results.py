@@ -8,6 +8,7 @@ and the error says how to finish; a finished posterior is never thrown away.
     gaps.csv                 `Fit.gaps()`: each group against the reference group (with groups)
     gaps_vs_all_groups.csv   each group against its place's all-groups rate
     overall.csv              `Fit.overall()`: map-wide rate per group and ratio to the reference
+    group_correlations.csv   `Fit.group_correlations()`, with group_effects = "mcar"
     estimates_published.csv  with [output] suppress = true: unreliable numbers blanked
                              (`sae.tables.published_estimates`)
     maps/, report.html       with maps=True / report=True (`sae.fit_maps`, `sae.report`)
@@ -26,7 +27,7 @@ from sae.store import write_core
 from sae.tables import published_estimates
 
 DERIVED = ("estimates.csv", "estimates_published.csv", "gaps.csv", "gaps_vs_all_groups.csv",
-           "overall.csv", "maps", "report.html")  # fmt: skip
+           "overall.csv", "group_correlations.csv", "maps", "report.html")  # fmt: skip
 
 
 def protected_paths(spec: Spec) -> list[Path]:
@@ -109,6 +110,8 @@ def write_tables(fit, directory: Path) -> None:
     if len(fit.design.groups) > 1:
         tables |= {"gaps.csv": fit.gaps, "gaps_vs_all_groups.csv": lambda: fit.gaps(ALL_GROUPS),
                    "overall.csv": fit.overall}  # fmt: skip
+    if fit.spec.model.group_effects == "mcar":
+        tables["group_correlations.csv"] = fit.group_correlations
     for name, table in tables.items():
         with staged_file(directory / name) as temporary:
             table().to_csv(temporary, index=False)

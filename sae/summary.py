@@ -6,7 +6,8 @@ from sae.reliability import FLAGS, GAP_FLAGS
 
 AREA_EFFECTS = {"bym2": "BYM2 area effects", "none": "independent area effects"}
 GROUP_EFFECTS = {"none": "no group effects", "iid": "iid group × area effects",
-                 "bym2": "a BYM2 field per group"}  # fmt: skip
+                 "bym2": "a BYM2 field per group",
+                 "mcar": "correlated BYM2 fields across groups (MCAR)"}  # fmt: skip
 
 
 def model_words(spec) -> str:
@@ -31,6 +32,11 @@ def fit_summary(fit) -> str:
     ]
     if len(fit.design.groups) > 1:
         lines.append(gap_summary(fit))
+    correlations = fit.group_correlations()
+    if len(correlations):
+        lines.append("  group correlations: " + "; ".join(
+            f"{r.group} ~ {r.other_group} {r.median:.2f} [{r.lower:.2f}, {r.upper:.2f}]"
+            for r in correlations.itertuples(index=False)))  # fmt: skip
     return "\n".join(lines)
 
 

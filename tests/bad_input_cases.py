@@ -316,6 +316,8 @@ CASES = [
               'unknown_group_count = "unknown"', 'needs \\[sampler\\] method = "nuts"'),
     spec_case("unknown_group_odds without unknown counts", "model",
               'unknown_group_odds = { group = "A", odds = 2.0 }', "needs \\[data\\] unknown_group_count"),
+    spec_case("mcar with the Laplace method", "model", 'group_effects = "mcar"',
+              '"mcar" needs \\[sampler\\] method = "nuts"'),
     Case("unknown count differing between a place's groups", unknown_differs,
          "differs between the groups' rows of the same area at row 2, row 3"),
     # the Python API's arguments
