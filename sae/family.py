@@ -62,7 +62,7 @@ def interval_moments(log_pmf, lower: np.ndarray, upper: np.ndarray):
     return largest + np.log(s0), mean, np.maximum(s2 / s0 - mean**2, 0.0)
 
 
-def censored_newton_terms(rows: RowData, eta, log_pmf, mean, variance, exact_terms):
+def censored_newton_terms(rows: RowData, log_pmf, mean, variance, exact_terms):
     """Newton terms with the censored rows' log P(l ≤ y ≤ u) in place of log p(y).
 
     For these exponential families in η (sufficient statistic y), d log P(A)/dη = E[y | A] − E[y]
@@ -142,7 +142,7 @@ class Poisson:
         mu = np.exp(eta + rows.offset)
         y = rows.response
         exact = (y * eta - mu, y - mu, mu)
-        return censored_newton_terms(rows, eta, lambda k, c: stats.poisson.logpmf(k, mu[..., c]),
+        return censored_newton_terms(rows, lambda k, c: stats.poisson.logpmf(k, mu[..., c]),
                                      mu, mu, exact)  # fmt: skip
 
     def pymc_likelihood(self, eta, rows: RowData) -> None:
@@ -205,7 +205,7 @@ class Binomial:
         p = special.expit(eta)
         exact = (y * eta - n * np.logaddexp(0.0, eta), y - n * p, n * p * (1.0 - p))
         return censored_newton_terms(
-            rows, eta, lambda k, c: stats.binom.logpmf(k, n[c], p[..., c]), n * p,
+            rows, lambda k, c: stats.binom.logpmf(k, n[c], p[..., c]), n * p,
             n * p * (1.0 - p), exact,
         )  # fmt: skip
 

@@ -117,11 +117,10 @@ class Fit:
                 mean, self.design.grid, unit, age, self.inputs.age_weights,
                 self.spec.family, self.spec.per,
             )  # fmt: skip
-        table = tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
-                                  self.spec.output.interval, self.spec.flags,
-                                  self.diagnostics.divergences, pareto_k, data_variance,
-                                  self.spec.proportion_scale, self._allocated(draws, unit))  # fmt: skip
-        return table
+        return tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
+                                 self.spec.output.interval, self.spec.flags,
+                                 self.diagnostics.divergences, pareto_k, data_variance,
+                                 self.spec.proportion_scale, self._allocated(draws, unit))  # fmt: skip
 
     def _allocated(self, draws: xr.DataArray, unit: tuple[str, ...]) -> np.ndarray | None:
         """Each unit's posterior mean share of the events without a recorded group."""
