@@ -115,6 +115,25 @@ def simulation(replications: int) -> None:
     pd.concat(scored).to_csv(HERE / "simulation.csv.gz", index=False, float_format="%.6g")
 
 
+READING = """
+## Reading
+
+- On the Pennsylvania data the three group-effect models are within LOO's noise: bym2 −1581.6,
+  mcar 0.3 ± 0.5 behind, iid 1.4 ± 1.4 behind. The correlation of the two groups' deviations is not
+  identified there (−0.01 [−0.79, 0.70]): the white deviations are tiny (σ about 0.05), and next to
+  the shared area field what both groups share goes into that field. MCAR also took four times as
+  long to sample (472 s against 119 s for bym2) with a worse R-hat (1.028). `iid` stays the default.
+- With known truth, where a group 30 times smaller follows the large group's pattern (correlation
+  0.8, no shared area field), MCAR lowers the small group's RMSE by 8% (23.9 against 26.0 per
+  100,000) and raises its coverage from 90.3% to 92.0%. The correlation is estimated at 0.54 (median
+  over replications), and its 95% interval covers 0.8 in every replication. Both models under-cover
+  the small group a little, whose cells expect about one event.
+- So MCAR earns its place where groups share a spatial pattern and one of them is small, in the
+  RSTr-style model without a shared field (`spatial = "none"`). Next to a shared field its
+  correlation says little, and the report's interval shows that.
+"""
+
+
 def write_report() -> None:
     parts = [
         "# Correlated group fields (MCAR) against iid and bym2 group effects\n\n"
@@ -135,6 +154,7 @@ def write_report() -> None:
             markdown(table),
             "\n",
         ]
+    parts.append(READING)
     (HERE / "RESULTS.md").write_text("".join(parts), encoding="utf-8")
 
 
