@@ -18,6 +18,7 @@ import arviz as az
 import geopandas as gpd
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 import xarray as xr
 
 from sae import posterior, tables
@@ -122,22 +123,32 @@ class Fit:
                                  self.diagnostics.divergences, pareto_k, data_variance,
                                  self.spec.proportion_scale, self._allocated(draws, unit))  # fmt: skip
 
-    def _allocated(self, draws: xr.DataArray, unit: tuple[str, ...]) -> np.ndarray | None:
-        """Each unit's posterior mean share of the events without a recorded group."""
+    def _allocated(self, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame | None:
+        """Each unit's share of the events without a recorded group: posterior mean and
+        interval (`sae.unknown_group`)."""
         grid = self.design.grid
         if self.design.unknown is None:
             return None
         odds = self.spec.model.unknown_group_odds
         weight = 1.0 if odds is None else np.where(grid.rows["group"] == odds.group, odds.odds, 1.0)
-        rows = pd.Series(allocated_events(self._stratum_rates(local=False), grid.rows,
-                                          grid.strata, self.spec.per, weight))  # fmt: skip
-        sums = rows.groupby([grid.rows[k] for k in unit]).sum()
-        keys = (
-            pd.MultiIndex.from_arrays([draws[k].to_numpy() for k in unit])
-            if len(unit) > 1
-            else draws[unit[0]].to_numpy()
+        rows = allocated_events(self._stratum_rates(local=False), grid.rows, grid.strata,
+                                self.spec.per, weight)  # fmt: skip
+        keys = pd.DataFrame({k: draws[k].to_numpy() for k in unit})
+        members = pd.MultiIndex.from_frame(keys).get_indexer(
+            pd.MultiIndex.from_frame(grid.rows[list(unit)])
         )
-        return sums.reindex(keys).fillna(0.0).to_numpy()
+        membership = sp.csr_array((np.ones(len(members)), (np.arange(len(members)), members)),
+                                  shape=(len(members), len(keys)))  # fmt: skip
+        per_unit = posterior.flatten(posterior.weighted_sum(rows, membership))
+        tail = (1.0 - self.spec.output.interval) / 2.0
+        lower, upper = np.quantile(per_unit, [tail, 1.0 - tail], axis=0)
+        return pd.DataFrame(
+            {
+                "unknown_allocated": per_unit.mean(axis=0),
+                "unknown_allocated_lower": lower,
+                "unknown_allocated_upper": upper,
+            }
+        )
 
     def estimates(self) -> pd.DataFrame:
         """One row per area × group, every row with its interval and reliability flag.

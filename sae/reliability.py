@@ -90,9 +90,11 @@ def with_censoring_noted(values: pd.DataFrame, flagged: pd.DataFrame) -> pd.Data
         flagged.loc[index, "flag_reason"] += f"; {note}"
     allocated = column(values, "unknown_allocated")
     for index in values.index[allocated >= 0.5]:
+        row = values.loc[index]
         flagged.loc[index, "flag_reason"] += (
-            f"; about {allocated[index]:.0f} events without a recorded group shared out to it "
-            "(race missing at random within area and stratum assumed)"
+            f"; about {row.unknown_allocated:.0f} ({row.unknown_allocated_lower:.0f}–"
+            f"{row.unknown_allocated_upper:.0f}) events without a recorded group shared out to it "
+            "(under the assumption on missing race that the report states)"
         )
     return flagged
 

@@ -34,7 +34,7 @@ SUPPRESSED_COLUMNS = ("crude", "direct", "direct_se", "mean", "median", "sd", "l
 def unit_table(
     draws: xr.DataArray, inputs: Inputs, direct: bool, per: float, interval: float, flags,
     divergences: int, pareto_k: np.ndarray | None = None, data_variance: np.ndarray | None = None,
-    proportion_scale: float | None = None, allocated: np.ndarray | None = None,
+    proportion_scale: float | None = None, allocated: pd.DataFrame | None = None,
 ) -> pd.DataFrame:  # fmt: skip
     """Observed, exposure, crude rate (or the direct estimate), posterior summaries and flags for
     each unit of `draws` (dims chain, draw, unit, with the unit's keys as coordinates).
@@ -42,7 +42,7 @@ def unit_table(
     Laplace fits corrected locally pass each unit's `pareto_k` (the reliability of the
     correction); `data_variance` is the variance the units' own data alone would give (count
     models), from which the data share follows (`sae.reliability`); `allocated` each unit's share
-    of the events whose group is unknown."""
+    of the events whose group is unknown, with its interval."""
     unit = tuple(name for name, c in draws.coords.items() if c.dims == ("unit",))
     if direct:
         table = direct_by_unit(inputs, draws, unit)
@@ -58,7 +58,7 @@ def unit_table(
         table["data_share"] = np.clip(table["sd"].to_numpy() ** 2 / data_variance, 0.0, 1.0)
     table["has_data"] = table["exposure"] > 0
     if allocated is not None:  # events without a recorded group, shared out (sae.unknown_group)
-        table["unknown_allocated"] = allocated
+        table = pd.concat([table, allocated.set_axis(table.index)], axis=1)
     if pareto_k is not None:
         table["pareto_k"] = pareto_k
     return pd.concat([table, flag_estimates(table, flags, divergences, proportion_scale)], axis=1)

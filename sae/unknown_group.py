@@ -143,11 +143,12 @@ def unknown_column(table: pd.DataFrame, frame: pd.DataFrame, column: str, strata
 
 
 def allocated_events(stratum_rates: np.ndarray, rows: pd.DataFrame, strata, per: float,
-                     odds: np.ndarray | float = 1.0):  # fmt: skip
-    """Posterior mean of each grid row's share of its block's unknown-group events,
+                     odds: np.ndarray | float = 1.0) -> np.ndarray:  # fmt: skip
+    """Draws of each grid row's share of its block's unknown-group events,
     u_b w_r μ_r / Σ_{r' ∈ b} w_r' μ_r' with μ = E θ (`stratum_rates`: chain × draw × grid row,
     per `per`) and w_r the odds of the row's group lacking its group (1 under missing at random;
-    a sensitivity analysis's odds, for which the shares are exact when few events lack a group)."""
+    a sensitivity analysis's odds, for which the shares are exact when few events lack a group).
+    Returns chain × draw × grid row."""
     mu = stratum_rates * (rows["exposure"].to_numpy() * odds / per)
     keys = ["area", *strata]
     block = pd.MultiIndex.from_frame(rows[keys]).factorize()[0]
@@ -155,4 +156,4 @@ def allocated_events(stratum_rates: np.ndarray, rows: pd.DataFrame, strata, per:
     np.add.at(totals, (..., block), mu)
     with np.errstate(invalid="ignore", divide="ignore"):
         share = np.where(totals[..., block] > 0, mu / totals[..., block], 0.0)
-    return rows["unknown"].to_numpy() * share.mean(axis=(0, 1))
+    return rows["unknown"].to_numpy() * share

@@ -95,6 +95,9 @@ def test_allocation_conserves_the_unknown_events_and_flags_say_so(mar_fits):
     est = fits["modelled"].estimates()
     total_unknown = cells.drop_duplicates("area")["unknown"].sum()
     assert est["unknown_allocated"].sum() == pytest.approx(total_unknown, rel=1e-9)
+    assert (est["unknown_allocated_lower"] <= est["unknown_allocated"]).all()
+    assert (est["unknown_allocated"] <= est["unknown_allocated_upper"]).all()
+    assert (est["unknown_allocated_upper"] > est["unknown_allocated_lower"]).any()
     # B holds 15,000 × 2e-3 = 30 of every area's 70 expected events: its share of the unknown
     b = est[est["group"] == "B"]["unknown_allocated"].sum() / total_unknown
     assert 0.35 < b < 0.51
