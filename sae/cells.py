@@ -17,7 +17,6 @@ import pandas as pd
 from sae.direct import direct_columns
 from sae.errors import SaeInputError, listing
 from sae.spec import Spec
-from sae.unknown_group import unknown_column
 from sae.wonder import read_wonder
 
 SINGLE_GROUP = "all"
@@ -114,7 +113,7 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         check_exposure(frame, spec.exposure, d.count, exposure, source)
         if d.unknown_group_count:
             frame["unknown"] = unknown_column(table, frame, d.unknown_group_count, d.strata,
-                                              source, spec.exposure, rows_where, count_column)  # fmt: skip
+                                              source, spec.exposure)  # fmt: skip
     for covariate in d.covariates:
         frame[covariate] = covariate_column(table, covariate, source, covariate in d.categorical)
     check_duplicates(frame, ["area", "group", *d.strata], source)
@@ -267,6 +266,41 @@ def count_column(table: pd.DataFrame, column: str, source: str, marker=None) -> 
             "Fay–Herriot model."
         )
     return values.astype(np.int64)
+
+
+def unknown_column(table: pd.DataFrame, frame: pd.DataFrame, column: str, strata, source: str,
+                   exposure_kind: str) -> pd.Series:  # fmt: skip
+    """The unknown-group count of every row: a whole number ≥ 0, the same on every group's row of
+    an area × stratum, 0 where the block has no exposure (no one to attribute events to), and with
+    the known events no more than a population."""
+    values = count_column(table, column, source)
+    keys = ["area", *strata]
+    varies = values.groupby([frame[k] for k in keys]).transform("nunique") > 1
+    if varies.any():
+        raise SaeInputError(
+            f"{source}: column {column!r} (events of unknown group) differs between the groups' rows "
+            f"of the same area{' and stratum' if strata else ''} at {rows_where(table, varies)}. "
+            "It counts the block's events without a group, so give the same number on each of "
+            "its rows."
+        )
+    exposure = frame["exposure"].groupby([frame[k] for k in keys]).transform("sum")
+    stranded = (values > 0) & (exposure <= 0)
+    if stranded.any():
+        raise SaeInputError(
+            f"{source}: column {column!r} has events of unknown group at "
+            f"{rows_where(table, stranded)}, where no group has any exposure. Check the exposure, "
+            "or the area and stratum of those events."
+        )
+    if exposure_kind == "population":
+        events = frame["count_upper"].groupby([frame[k] for k in keys]).transform("sum") + values
+        crowded = events > exposure
+        if crowded.any():
+            raise SaeInputError(
+                f"{source}: the events of known and unknown group together exceed the population "
+                f"of their area{' and stratum' if strata else ''} at {rows_where(table, crowded)}. "
+                f"Check column {column!r} and the counts."
+            )
+    return values
 
 
 def exposure_column(table: pd.DataFrame, column: str, source: str) -> pd.Series:

@@ -181,7 +181,6 @@ def build_design(
     frame = cells.frame
     coding = fixed_effect_coding(frame, cells) if coding is None else coding
     group_codes = {g: i for i, g in enumerate(cells.groups)}
-    exposure_by_group = frame.groupby("group")["exposure"].sum()
     used, rows, base_level = likelihood_rows(frame, cells.exposure, transform)
     center, scale = 0.0, 1.0
     if transform is not None:  # standardise direct estimates: priors in units of their spread
@@ -199,7 +198,7 @@ def build_design(
         coding=coding,
         base_level=base_level,
         groups=cells.groups,
-        baseline_group=group_codes[exposure_by_group.idxmax()],
+        baseline_group=group_codes[largest_group(frame)],
         grid=build_grid(cells, graph, areas, area_id, group_codes, coding),
         response_center=center,
         response_scale=scale,
@@ -243,7 +242,7 @@ def fixed_effect_coding(
     but the baseline (largest exposure), its columns times that group's indicator (standardised
     the same way): group-specific stratum effects."""
     terms = main_effect_terms(frame, cells)
-    baseline = frame.groupby("group")["exposure"].sum().idxmax()
+    baseline = largest_group(frame)
     for term in [t for t in terms if t.column in strata_by_group]:
         for group in (g for g in cells.groups if g != baseline):
             raw = dataclasses.replace(term, group=group, center=0.0, scale=1.0).raw(frame)
@@ -252,6 +251,12 @@ def fixed_effect_coding(
                 dataclasses.replace(term, group=group, center=float(raw.mean()), scale=scale)
             )
     return tuple(terms)
+
+
+def largest_group(frame: pd.DataFrame) -> str:
+    """The group with the largest exposure: its group effect is 0, and interactions are
+    contrasts against it."""
+    return frame.groupby("group")["exposure"].sum().idxmax()
 
 
 def main_effect_terms(frame: pd.DataFrame, cells: CellTable) -> list[Term]:

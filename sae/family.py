@@ -103,7 +103,7 @@ def with_censored(rows: RowData, values, log_pmf):
     return values
 
 
-def observed_rows(rows: RowData):
+def exact_rows(rows: RowData):
     """The rows PyMC observes exactly, and their dims ("row" when that is every row)."""
     censored = rows.censored
     return (slice(None), "row") if not censored.any() else (np.flatnonzero(~censored), None)
@@ -150,7 +150,7 @@ class Poisson:
         import pytensor.tensor as pt
 
         mu = pt.exp(eta + rows.offset)
-        exact, dims = observed_rows(rows)
+        exact, dims = exact_rows(rows)
         pm.Poisson("count", mu=mu[exact], observed=rows.response[exact], dims=dims)
         censored_potential(rows, lambda c: pm.Poisson.dist(mu=mu[c][:, None]))
 
@@ -212,7 +212,7 @@ class Binomial:
     def pymc_likelihood(self, eta, rows: RowData) -> None:
         import pymc as pm
 
-        exact, dims = observed_rows(rows)
+        exact, dims = exact_rows(rows)
         pm.Binomial("count", n=rows.trials[exact], logit_p=eta[exact],
                     observed=rows.response[exact], dims=dims)  # fmt: skip
         censored_potential(

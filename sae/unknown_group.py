@@ -29,8 +29,6 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from sae.errors import SaeInputError
-
 
 @dataclass(frozen=True)
 class UnknownGroups:
@@ -105,41 +103,6 @@ def unknown_groups(frame: pd.DataFrame, used: np.ndarray, strata: tuple[str, ...
     renumber = np.full(len(count), -1)
     renumber[keep] = np.arange(keep.sum())
     return UnknownGroups(renumber[index], count[keep].astype(float), known[keep].astype(float))
-
-
-def unknown_column(table: pd.DataFrame, frame: pd.DataFrame, column: str, strata, source: str,
-                   exposure_kind: str, rows_where, count_column) -> pd.Series:  # fmt: skip
-    """The unknown-group count of every row: a whole number ≥ 0, the same on every group's row of
-    an area × stratum, 0 where the block has no exposure (no one to attribute events to), and with
-    the known events no more than a population."""
-    values = count_column(table, column, source)
-    keys = ["area", *strata]
-    varies = values.groupby([frame[k] for k in keys]).transform("nunique") > 1
-    if varies.any():
-        raise SaeInputError(
-            f"{source}: column {column!r} (events of unknown group) differs between the groups' rows "
-            f"of the same area{' and stratum' if strata else ''} at {rows_where(table, varies)}. "
-            "It counts the block's events without a group, so give the same number on each of "
-            "its rows."
-        )
-    exposure = frame["exposure"].groupby([frame[k] for k in keys]).transform("sum")
-    stranded = (values > 0) & (exposure <= 0)
-    if stranded.any():
-        raise SaeInputError(
-            f"{source}: column {column!r} has events of unknown group at "
-            f"{rows_where(table, stranded)}, where no group has any exposure. Check the exposure, "
-            "or the area and stratum of those events."
-        )
-    if exposure_kind == "population":
-        events = frame["count_upper"].groupby([frame[k] for k in keys]).transform("sum") + values
-        crowded = events > exposure
-        if crowded.any():
-            raise SaeInputError(
-                f"{source}: the events of known and unknown group together exceed the population "
-                f"of their area{' and stratum' if strata else ''} at {rows_where(table, crowded)}. "
-                f"Check column {column!r} and the counts."
-            )
-    return values
 
 
 def allocated_events(stratum_rates: np.ndarray, rows: pd.DataFrame, strata, per: float,
