@@ -31,7 +31,8 @@ class CellTable:
     """The validated long table, with canonical column names.
 
     `frame` has columns ``area``, ``group``, the strata, ``count``, ``exposure`` and the covariates,
-    plus ``source_row`` (the row's line in the input file, or its index label).
+    plus ``source_row`` (the row's line in the input file, or its index label); with a time column,
+    ``period`` (its label) and ``period_index`` (its position in `periods`, 0 first).
     """
 
     frame: pd.DataFrame
@@ -40,6 +41,12 @@ class CellTable:
     exposure: str
     groups: tuple[str, ...]
     source: str
+    periods: tuple[int | str, ...] = ()  # in order; every year from the first to the last
+
+    @property
+    def keys(self) -> list[str]:
+        """The columns that identify a row: area, group, the strata and the period."""
+        return ["area", "group", *self.strata, *(["period"] if self.periods else [])]
 
 
 def read_cells(spec: Spec, cells: pd.DataFrame | str | Path | None) -> tuple[pd.DataFrame, str]:
@@ -93,7 +100,7 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
     d = spec.data
     if table.empty:
         raise SaeInputError(f"{source}: the table has no rows. Give one row per cell.")
-    keys = [d.area_id, *([d.group] if d.group else []), *d.strata]
+    keys = [d.area_id, *([d.group] if d.group else []), *d.strata, *([d.time] if d.time else [])]
     require_columns(table, keys + measure_columns(spec), source, "cell")
     require_columns(table, list(d.covariates), source, "covariate")
     frame = pd.DataFrame(
@@ -104,6 +111,11 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         },
         index=table.index,
     )
+    periods: tuple = ()
+    if d.time:
+        frame["period"], periods = period_column(table, d.time, d.periods, source)
+        frame["period_index"] = frame["period"].map({p: i for i, p in enumerate(periods)})
+    blocks = (*d.strata, *(["period"] if d.time else []))  # rows sharing unknown-group events
     if spec.model.family == "gaussian":
         frame = frame.join(direct_columns(table, spec, source, rows_where))
     else:
@@ -112,11 +124,11 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         frame["exposure"] = exposure_column(table, exposure, source)
         check_exposure(frame, spec.exposure, d.count, exposure, source)
         if d.unknown_group_count:
-            frame["unknown"] = unknown_column(table, frame, d.unknown_group_count, d.strata,
+            frame["unknown"] = unknown_column(table, frame, d.unknown_group_count, blocks,
                                               source, spec.exposure)  # fmt: skip
     for covariate in d.covariates:
         frame[covariate] = covariate_column(table, covariate, source, covariate in d.categorical)
-    check_duplicates(frame, ["area", "group", *d.strata], source)
+    check_duplicates(frame, ["area", "group", *d.strata, *(["period"] if d.time else [])], source)
     frame["source_row"] = [str(i) for i in table.index]
     return CellTable(
         frame=frame.reset_index(drop=True),
@@ -125,7 +137,43 @@ def check_cells(table: pd.DataFrame, spec: Spec, source: str) -> CellTable:
         exposure=spec.exposure,
         groups=tuple(sorted(frame["group"].unique())),
         source=source,
+        periods=periods,
     )
+
+
+def period_column(table: pd.DataFrame, column: str, order: tuple[str, ...], source: str):
+    """Each row's period and the periods in order.
+
+    Whole numbers (years) give every period from the first to the last, so a year without any
+    data is still estimated; text labels take their order from `[data] periods`, which must list
+    every label."""
+    require_filled(table, column, source, "time column", "Give every row its period.")
+    if order:
+        labels = table[column].astype(str).str.strip()
+        unknown = ~labels.isin(order)
+        if unknown.any():
+            raise SaeInputError(
+                f"{source}: column {column!r} has periods that [data] periods does not list "
+                f"({listing(sorted(labels[unknown].unique()))}) at {rows_where(table, unknown)}. "
+                "List every period, in order, in [data] periods."
+            )
+        return labels, tuple(order)
+    values = pd.to_numeric(table[column], errors="coerce")
+    bad = values.isna() | (values != values.round())
+    if bad.any():
+        raise SaeInputError(
+            f"{source}: time column {column!r} has values that are not whole numbers at "
+            f"{rows_where(table, bad)} (e.g. {table[column][bad].iloc[0]!r}). Give years as whole "
+            'numbers, or list text period labels in order: [data] periods = ["2013-2017", ...].'
+        )
+    years = values.astype(np.int64)
+    first, last = int(years.min()), int(years.max())
+    if last - first >= 1000:
+        raise SaeInputError(
+            f"{source}: time column {column!r} spans {first} to {last}; sae estimates every period "
+            "in between. Check the column (it should hold years or period numbers)."
+        )
+    return years, tuple(range(first, last + 1))
 
 
 def measure_columns(spec: Spec) -> list[str]:
@@ -380,5 +428,5 @@ def check_duplicates(frame: pd.DataFrame, keys: list[str], source: str) -> None:
             f"{source}: more than one row for the same cell ({', '.join(keys)}) at "
             f"{rows_where(frame, dupes)}. Sum or remove the duplicates; or, if another column tells "
             'the rows apart, name it: [data] group = "race" for groups, strata = ["age", "sex"] '
-            "for bands within a cell."
+            'for bands within a cell, time = "year" for periods.'
         )

@@ -4,7 +4,8 @@ Numeric covariates are standardised (mean 0, sd 1) and dummy columns centred (me
 sampler sees a well-conditioned problem with little correlation between the intercept and the
 other coefficients; `center` and `scale` map coefficients back to the original units. Categorical
 covariates and strata are dummy-coded against their first level (sorted). The prediction grid holds every
-area × group × stratum combination, so every cell of the map gets an estimate, data or not.
+area × group × stratum (× period) combination, so every cell of the map, in every period, gets an
+estimate, data or not.
 """
 
 from __future__ import annotations
@@ -88,6 +89,8 @@ class Design:
     response_center: float = 0.0
     response_scale: float = 1.0
     unknown: UnknownGroups | None = None  # events of unknown group per area × stratum
+    period: np.ndarray | None = None  # each row's period (0 the first); None without time
+    periods: tuple = ()
 
     def original_scale(self, eta):
         """η on the data's own scale: Fay–Herriot models are fitted to standardised estimates
@@ -133,6 +136,18 @@ class Grid:
     X: np.ndarray
     rows: pd.DataFrame
     strata: tuple[str, ...]
+    period: np.ndarray | None = None  # each row's period (0 the first); None without time
+    periods: tuple = ()
+
+    @property
+    def cell(self) -> tuple[str, ...]:
+        """The keys of a cell: area and group, and the period when the data have one."""
+        return ("area", "group", *(("period",) if self.periods else ()))
+
+    @property
+    def blocks(self) -> tuple[str, ...]:
+        """What, besides the area, a cell's rows differ by: the strata, then the period."""
+        return (*self.strata, *(("period",) if self.periods else ()))
 
     def aggregation(
         self, unit: tuple[str, ...], age: str | None = None, age_weights: pd.Series | None = None
@@ -150,7 +165,7 @@ class Grid:
             pd.MultiIndex.from_frame(rows[list(unit)])
         )
         within = [*unit, age] if age else list(unit)
-        weights = mix_shares(rows, within, ["group", *self.strata])
+        weights = mix_shares(rows, within, ["group", *self.blocks])
         if age:
             weights = weights * rows[age].map(age_weights).to_numpy()
         matrix = sp.csr_array(
@@ -188,7 +203,7 @@ def build_design(
         rows = RowData((rows.response - center) / scale, rows.offset, rows.trials,
                        rows.variance / scale**2)  # fmt: skip
         base_level = 0.0
-    keys = ["area", "group", *cells.strata]
+    keys = cells.keys
     return Design(
         area=frame["area"].map(graph.index).to_numpy()[used],
         group=frame["group"].map(group_codes).to_numpy()[used],
@@ -202,7 +217,9 @@ def build_design(
         grid=build_grid(cells, graph, areas, area_id, group_codes, coding),
         response_center=center,
         response_scale=scale,
-        unknown=unknown_groups(frame, used, cells.strata),
+        unknown=unknown_groups(frame, used, tuple(cells.keys[2:])),
+        period=frame["period_index"].to_numpy()[used] if cells.periods else None,
+        periods=cells.periods,
     )
 
 
@@ -235,15 +252,24 @@ def likelihood_rows(frame: pd.DataFrame, exposure_kind: str, transform: str | No
 
 
 def fixed_effect_coding(
-    frame: pd.DataFrame, cells: CellTable, strata_by_group: tuple[str, ...] = ()
-) -> tuple[Term, ...]:
+    frame: pd.DataFrame, cells: CellTable, strata_by_group: tuple[str, ...] = (),
+    linear_trend: str = "none",
+) -> tuple[Term, ...]:  # fmt: skip
     """Numeric covariates and strata standardised; categorical ones dummy-coded against their first
     (sorted) level, each dummy centred. Each stratum in `strata_by_group` also gets, for every group
     but the baseline (largest exposure), its columns times that group's indicator (standardised
-    the same way): group-specific stratum effects."""
+    the same way): group-specific stratum effects.
+
+    `linear_trend` ("shared" or "by_group") adds the period's position as a covariate, and with
+    "by_group" its interactions with the groups: second-order random walks are constrained
+    orthogonal to a line (`sae.random_walk`), so the line itself is a fixed effect."""
     terms = main_effect_terms(frame, cells)
+    if linear_trend != "none":
+        position = frame["period_index"].to_numpy(float)
+        terms.append(Term("period_index", None, float(position.mean()), float(position.std())))
+    by_group = (*strata_by_group, *(["period_index"] if linear_trend == "by_group" else []))
     baseline = largest_group(frame)
-    for term in [t for t in terms if t.column in strata_by_group]:
+    for term in [t for t in terms if t.column in by_group]:
         for group in (g for g in cells.groups if g != baseline):
             raw = dataclasses.replace(term, group=group, center=0.0, scale=1.0).raw(frame)
             scale = float(raw.std(ddof=0)) if term.numeric else 1.0
@@ -293,19 +319,26 @@ def build_grid(cells, graph, areas, area_id, group_codes, coding: tuple[Term, ..
         .to_frame(index=False)
         .merge(combos, how="cross")
     )
-    keys = ["area", "group", *strata]
+    if cells.periods:  # every period, with or without data
+        periods = pd.DataFrame({"period": list(cells.periods),
+                                "period_index": np.arange(len(cells.periods))})  # fmt: skip
+        full = full.merge(periods, how="cross")
+    keys = cells.keys
     counts = [c for c in ("count", "count_upper", "unknown") if c in frame]
     full = full.merge(frame[[*keys, "exposure", *counts, *cells.covariates]], on=keys, how="left")
     full["exposure"] = full["exposure"].fillna(0.0)
     full[counts] = full[counts].fillna(0).astype(np.int64)
     for covariate in cells.covariates:
         full[covariate] = fill_covariate(frame, full, covariate, areas, area_id, cells.source)
+    positions = ["period_index"] if cells.periods else []
     return Grid(
         area=full["area"].map(graph.index).to_numpy(),
         group=full["group"].map(group_codes).to_numpy(),
         X=coded(full, coding),
-        rows=full[[*keys, "exposure", *counts]],
+        rows=full[[*keys, *positions, "exposure", *counts]],
         strata=tuple(strata),
+        period=full["period_index"].to_numpy() if cells.periods else None,
+        periods=cells.periods,
     )
 
 
@@ -313,20 +346,23 @@ def fill_covariate(frame, full, covariate, areas, area_id, source) -> pd.Series:
     """Covariate values for grid rows without data.
 
     An area-level covariate (one value per area) is taken from the area's other rows, or from the
-    polygons' column of the same name; a cell-level one from the same area × group's rows, when
-    they agree. Anything else is an error: sae does not invent covariate values.
+    polygons' column of the same name; one that varies by period, or by group, from the rows of
+    the same area and period, or area and group (and period), when they agree. Anything else is an
+    error: sae does not invent covariate values.
     """
-    values = full[covariate]
-    if frame.groupby("area")[covariate].nunique().max() <= 1:
-        lookup = frame.groupby("area")[covariate].first()
-        if areas is not None and covariate in areas:
-            lookup = lookup.combine_first(areas.set_index(area_id)[covariate])
-        values = values.fillna(full["area"].map(lookup))
-    else:
-        by_cell = frame.groupby(["area", "group"])[covariate]
-        lookup = by_cell.first()[by_cell.nunique() == 1]
-        cell = pd.MultiIndex.from_frame(full[["area", "group"]])
-        values = values.fillna(pd.Series(lookup.reindex(cell).to_numpy(), index=full.index))
+    timed = "period" in full
+    levels = [["area"], *([["area", "period"]] if timed else []), ["area", "group"],
+              *([["area", "group", "period"]] if timed else [])]  # fmt: skip
+    for keys in levels:
+        by_keys = frame.groupby(keys)[covariate]
+        agree = by_keys.nunique() <= 1
+        if agree.all() or keys == levels[-1]:
+            break
+    lookup = by_keys.first()[agree]
+    if keys == ["area"] and areas is not None and covariate in areas:
+        lookup = lookup.combine_first(areas.set_index(area_id)[covariate])
+    index = pd.MultiIndex.from_frame(full[keys]) if len(keys) > 1 else full[keys[0]]
+    values = full[covariate].fillna(pd.Series(lookup.reindex(index).to_numpy(), index=full.index))
     missing = values.isna()
     if missing.any():
         where = full.loc[missing, ["area", "group"]].drop_duplicates()

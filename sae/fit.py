@@ -28,7 +28,6 @@ from sae.errors import SaeInputError
 from sae.gaps import ALL_GROUPS, quantiles
 from sae.inference import infer
 from sae.inputs import Inputs, load_inputs
-from sae.posterior import CELL
 from sae.spec import Spec
 from sae.spec_file import load_spec
 from sae.unknown_group import allocated_events
@@ -69,6 +68,19 @@ class Fit:
     def _adjusted(self) -> bool:
         return self.spec.output.age_stratum is not None
 
+    @property
+    def cell(self) -> tuple[str, ...]:
+        """The keys of a cell: ("area", "group"), and "period" for a space–time fit."""
+        return self.design.grid.cell
+
+    @property
+    def periods(self) -> tuple:
+        """The periods in order (empty without time)."""
+        return self.design.periods
+
+    def _with_period(self, *keys: str) -> tuple[str, ...]:
+        return (*keys, *(("period",) if self.periods else ()))
+
     def _stratum_rates(self, local: bool = True) -> np.ndarray:
         """Draws of every grid row's rate (chain, draw, row). A locally corrected Laplace fit
         resamples each area's draws by its own weights (`sae.laplace.Correction`): numbers of an
@@ -81,23 +93,28 @@ class Fit:
         return self._cached(("stratum local",), lambda: posterior.reordered_by_area(
             rates, order, self.design.grid.area))  # fmt: skip
 
-    def rate_draws(self, unit: tuple[str, ...] = CELL, adjusted: bool = False) -> xr.DataArray:
+    def rate_draws(
+        self, unit: tuple[str, ...] | None = None, adjusted: bool = False
+    ) -> xr.DataArray:
         """Posterior draws of each unit's rate, dims (chain, draw, unit), labelled by the unit keys.
 
-        `unit` is ("area", "group") for cells, ("area",) for a place's all-groups rate, ("group",)
-        for map-wide group rates. Strata are combined with the unit's own exposure mix (so rates
-        are comparable with crude rates) or, with `adjusted`, standardised by age.
+        `unit` is ("area", "group") for cells (the default, with "period" in a space–time fit),
+        ("area",) for a place's all-groups rate, ("group",) for map-wide group rates, each with
+        "period" to keep periods apart. Strata are combined with the unit's own exposure mix (so
+        rates are comparable with crude rates) or, with `adjusted`, standardised by age.
         """
+        unit = self.cell if unit is None else unit
         age = self.spec.output.age_stratum if adjusted else None
         return self._cached(("rates", unit, adjusted), lambda: posterior.unit_rates(
             self._stratum_rates(local="area" in unit), self.design.grid, unit, age,
             self.inputs.age_weights))  # fmt: skip
 
     def rates(self, adjusted: bool | None = None) -> xr.DataArray:
-        """Labelled draws of every cell's rate, dims (chain, draw, area, group), for computing
-        quantities of your own; age-adjusted by default when the data have an age stratum."""
+        """Labelled draws of every cell's rate, dims (chain, draw, area, group[, period]), for
+        computing quantities of your own; age-adjusted by default when the data have an age
+        stratum."""
         adjusted = self._adjusted if adjusted is None else adjusted
-        return labelled_cells(self.rate_draws(CELL, adjusted), self.inputs, self.design)
+        return labelled_cells(self.rate_draws(self.cell, adjusted), self.inputs, self.design)
 
     def unit_table(self, unit: tuple[str, ...], adjusted: bool = False) -> pd.DataFrame:
         """Observed, exposure, crude rate, posterior summaries and flags for each unit (a copy)."""
@@ -131,7 +148,7 @@ class Fit:
             return None
         odds = self.spec.model.unknown_group_odds
         weight = 1.0 if odds is None else np.where(grid.rows["group"] == odds.group, odds.odds, 1.0)
-        rows = allocated_events(self._stratum_rates(local=False), grid.rows, grid.strata,
+        rows = allocated_events(self._stratum_rates(local=False), grid.rows, grid.blocks,
                                 self.spec.per, weight)  # fmt: skip
         keys = pd.DataFrame({k: draws[k].to_numpy() for k in unit})
         members = pd.MultiIndex.from_frame(keys).get_indexer(
@@ -155,9 +172,9 @@ class Fit:
 
         With an age stratum ([output] age_stratum) the age-adjusted rate follows in `adj_*` columns.
         """
-        adjusted = self.unit_table(CELL, adjusted=True) if self._adjusted else None
+        adjusted = self.unit_table(self.cell, adjusted=True) if self._adjusted else None
         return self._cached(("estimates",), lambda: tables.estimates_table(
-            self.unit_table(CELL), adjusted, self.spec.exposure,
+            self.unit_table(self.cell), adjusted, self.spec.exposure,
             self.spec.model.family == "gaussian", self.inputs)).copy()  # fmt: skip
 
     def gaps(self, reference: str | None = None) -> pd.DataFrame:
@@ -187,24 +204,38 @@ class Fit:
     def _gaps(self, reference: str) -> pd.DataFrame:
         adjusted = self._adjusted
         cells = self.rates(adjusted)
-        flags = self.unit_table(CELL, adjusted).set_index(["area", "group"])["flag"]
+        flags = self.unit_table(self.cell, adjusted).set_index(list(self.cell))["flag"]
         excess = labelled_cells(self._excess(reference), self.inputs, self.design)
         if reference == ALL_GROUPS:
+            place = self._with_period("area")
             target, ref = cells, self._place_rates(adjusted)
-            ref_flags = self.unit_table(("area",), adjusted).set_index("area")["flag"]
+            ref_flags = self.unit_table(place, adjusted).set_index(list(place))["flag"]
         else:
             others = [g for g in self.design.groups if g != reference]
             target, ref = cells.sel(group=others), cells.sel(group=reference, drop=True)
             ref_flags = flags.xs(reference, level="group")
-        ref_flags = xr.DataArray(ref_flags.reindex(cells["area"].to_numpy()).to_numpy(),
-                                 dims="area", coords={"area": cells["area"]})  # fmt: skip
-        table = tables.gap_table(target, ref, excess.sel(group=target["group"]), flags, ref_flags,
-                                 reference, self.spec.output.interval, self.spec.flags)  # fmt: skip
+        excess = excess.sel(group=target["group"])
+        parts = []
+        for period in self.periods or (None,):
+            pick = (lambda a: a) if period is None else (lambda a, p=period: a.sel(period=p))  # noqa: E731
+            of_period = (
+                (lambda f: f) if period is None else (lambda f, p=period: f.xs(p, level="period"))
+            )  # noqa: E731
+            areas = cells["area"].to_numpy()
+            period_ref_flags = xr.DataArray(of_period(ref_flags).reindex(areas).to_numpy(),
+                                            dims="area", coords={"area": cells["area"]})  # fmt: skip
+            table = tables.gap_table(pick(target), pick(ref), pick(excess), of_period(flags),
+                                     period_ref_flags, reference, self.spec.output.interval,
+                                     self.spec.flags)  # fmt: skip
+            if period is not None:
+                table.insert(2, "period", period)
+            parts.append(table)
+        table = pd.concat(parts, ignore_index=True)
         table["rate_basis"] = RATE_BASIS[adjusted]
         return tables.with_names(table, self.inputs)
 
     def _place_rates(self, adjusted: bool) -> xr.DataArray:
-        rates = posterior.labelled(self.rate_draws(("area",), adjusted))
+        rates = posterior.labelled(self.rate_draws(self._with_period("area"), adjusted))
         return rates.sel(area=list(self.inputs.graph.ids))
 
     def _excess(self, reference: str) -> xr.DataArray:
@@ -213,12 +244,17 @@ class Fit:
 
     def overall(self, reference: str | None = None) -> pd.DataFrame:
         """Map-wide rate of each group (exposure-weighted over all areas; age-adjusted when the data
-        have an age stratum) and its ratio to the reference group, with intervals."""
+        have an age stratum) and its ratio to the reference group, with intervals (per period in
+        a space–time fit)."""
         reference = reference or self.reference_group
         adjusted = self._adjusted
-        table = self.unit_table(("group",), adjusted)
-        draws = posterior.flatten(self.rate_draws(("group",), adjusted))
-        ref = draws[:, list(table["group"]).index(reference)][:, None]
+        unit = self._with_period("group")
+        table = self.unit_table(unit, adjusted)
+        draws = posterior.flatten(self.rate_draws(unit, adjusted))
+        reference_of = pd.MultiIndex.from_frame(table[list(unit)]).get_indexer(
+            pd.MultiIndex.from_frame(table[list(unit)].assign(group=reference))
+        )
+        ref = draws[:, reference_of]
         ratio = draws / ref
         table["reference"] = reference
         tail = (1.0 - self.spec.output.interval) / 2.0
@@ -300,18 +336,32 @@ class Fit:
 
 
 def labelled_cells(draws: xr.DataArray, inputs: Inputs, design: Design) -> xr.DataArray:
-    """(chain, draw, unit) cell draws → (chain, draw, area, group) in graph and group order."""
+    """(chain, draw, unit) cell draws → (chain, draw, area, group[, period]) in graph, group and
+    period order."""
     cells = posterior.labelled(draws)
-    return cells.sel(area=list(inputs.graph.ids), group=list(design.groups))
+    order = {"area": list(inputs.graph.ids), "group": list(design.groups)}
+    if design.periods:
+        order["period"] = list(design.periods)
+    return cells.sel(order)
 
 
 def design_for(spec: Spec, inputs: Inputs, coding=None) -> Design:
     """The model arrays; Fay–Herriot specs pass their transform, saved fits their coding."""
     transform = spec.model.transform if spec.model.family == "gaussian" else None
     if coding is None:
-        coding = fixed_effect_coding(inputs.cells.frame, inputs.cells, spec.model.strata_by_group)
+        coding = fixed_effect_coding(inputs.cells.frame, inputs.cells, spec.model.strata_by_group,
+                                     linear_trend(spec))  # fmt: skip
     return build_design(inputs.cells, inputs.graph, inputs.areas, spec.data.area_id, transform,
                         coding)  # fmt: skip
+
+
+def linear_trend(spec: Spec) -> str:
+    """Which straight-line trends are fixed effects: those second-order walks leave out."""
+    if spec.data.time is None:
+        return "none"
+    if spec.model.group_trend == "rw2":
+        return "by_group"
+    return "shared" if spec.model.trend == "rw2" else "none"
 
 
 def fit(

@@ -189,9 +189,11 @@ def common_posterior(
         "group_effect": (("chain", "draw", "group"), one_chain(draws["group_effect"])),
         "area_effect": (("chain", "draw", "area"), one_chain(draws["area_effect"])),
     }  # fmt: skip
-    if "group_area_effect" in draws:
-        values["group_area_effect"] = (("chain", "draw", "group", "area"),
-                                       one_chain(draws["group_area_effect"]))  # fmt: skip
+    for name, dims in (("group_area_effect", ("group", "area")), ("time_effect", ("period",)),
+                       ("group_time_effect", ("group", "period")),
+                       ("area_time_effect", ("area", "period"))):  # fmt: skip
+        if name in draws:
+            values[name] = (("chain", "draw", *dims), one_chain(draws[name]))
     for name in dict.fromkeys(h.name for h in model.hyperparameters):
         columns = [k for k, h in enumerate(model.hyperparameters) if h.name == name]
         theta = draws["theta"][:, columns]
@@ -199,7 +201,10 @@ def common_posterior(
             values[name] = (("chain", "draw"), one_chain(theta[:, 0]))
         else:
             values[name] = (("chain", "draw", "group"), one_chain(theta))
-    return xr.Dataset(values).assign_coords(
+    posterior = xr.Dataset(values).assign_coords(
         chain=[0], draw=np.arange(len(draws["theta"])), group=list(design.groups),
         area=list(graph.ids), term=list(design.terms),
     )  # fmt: skip
+    if design.periods:
+        posterior = posterior.assign_coords(period=list(design.periods))
+    return posterior

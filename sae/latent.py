@@ -6,15 +6,19 @@ The latent vector x stacks, in the non-centred form the NUTS model also samples:
     area    v ~ N(0, I), and for BYM2 u ~ ICAR (Laplacian per component, islands N(0, 1))
     group   per group g: z_g ~ N(0, I) (iid), or v_g and u_g (a BYM2 field per group)
 
-and the linear predictor of data row r (area i, group g) is
+    time    with periods (`sae.random_walk`): f_t (a random walk, or nothing), per group f_gt (iid or
+            a random walk), and δ_it ~ N(0, 1) per area × period (Knorr-Held's type I interaction)
 
-    η_r = offset_r + level + a + α_g + x_r β + b_i + c_ig,
+and the linear predictor of data row r (area i, group g, period t) is
+
+    η_r = offset_r + level + a + α_g + x_r β + b_i + c_ig (+ σ_f f_t/√s + σ_g f_gt/√s + σ_δ δ_it),
     b_i = σ (√(1 − ρ) v_i + √(ρ/s) u_i)   (b_i = σ v_i on islands; σ v_i for iid area effects)
     c_ig = σ_g z_gi, or the same BYM2 combination with σ_g, ρ_g.
 
 So η = offset + A(θ) x with A(θ) = A₀ diag(s(θ)): the hyperparameters θ (σ's, ρ's) only scale the
 columns of a fixed incidence matrix A₀, and the prior x ~ N(m, Q⁻¹) does not depend on θ. Each ICAR
-block carries one exact linear constraint per connected component (its u sums to zero), C x = 0.
+block carries one exact linear constraint per connected component (its u sums to zero), and each
+random walk one per dimension of its null space, C x = 0.
 The hyperparameters' priors come from `sae.priors`, the same functions the NUTS model uses.
 
 References: Rue, Martino & Chopin (2009), JRSS-B 71:319-392; Riebler et al. (2016).
@@ -28,6 +32,7 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from sae import random_walk
 from sae.design import Design
 from sae.family import Family
 from sae.graph import AreaGraph
@@ -94,6 +99,54 @@ class Field:
     u: int | None
 
 
+@dataclass(frozen=True)
+class ScaledBlock:
+    """A block of latents whose effect is σ × `factor` × x (a random walk's 1/√s, or 1): `sigma`
+    indexes θ, `start` is its first column, `shape` the effect's shape (periods, or areas ×
+    periods)."""
+
+    sigma: int
+    start: int
+    shape: tuple[int, ...]
+    factor: float
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    def effect(self, x: np.ndarray, theta: np.ndarray) -> np.ndarray:
+        values = x[:, self.start : self.start + self.size].reshape(len(x), *self.shape)
+        sigma = theta[:, self.sigma].reshape(-1, *[1] * len(self.shape))
+        return sigma * self.factor * values
+
+
+@dataclass(frozen=True)
+class TimeBlocks:
+    """The blocks of a space–time model: f_t, f_gt (one per group) and δ_it, each optional."""
+
+    time: ScaledBlock | None = None
+    group_time: tuple[ScaledBlock, ...] = ()
+    area_time: ScaledBlock | None = None
+
+    @property
+    def all(self) -> tuple[ScaledBlock, ...]:
+        return tuple(b for b in (self.time, *self.group_time, self.area_time) if b is not None)
+
+    def effects(self, x: np.ndarray, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """time_effect (draws × periods), group_time_effect (draws × groups × periods) and
+        area_time_effect (draws × areas × periods), those the model has."""
+        effects = {}
+        if self.time is not None:
+            effects["time_effect"] = self.time.effect(x, theta)
+        if self.group_time:
+            effects["group_time_effect"] = np.stack(
+                [b.effect(x, theta) for b in self.group_time], axis=1
+            )
+        if self.area_time is not None:
+            effects["area_time_effect"] = self.area_time.effect(x, theta)
+        return effects
+
+
 @dataclass(frozen=True, eq=False)
 class LatentModel:
     """x ~ N(mean, Q⁻¹) subject to C x = 0; η = level + A₀ diag(scales(θ)) x for the data rows."""
@@ -112,6 +165,7 @@ class LatentModel:
     n_fixed: int
     area_field: Field
     group_fields: tuple[Field, ...]
+    time_blocks: TimeBlocks = TimeBlocks()
 
     @property
     def size(self) -> int:
@@ -138,6 +192,8 @@ class LatentModel:
         scales = np.ones(self.size)
         for field in (self.area_field, *self.group_fields):
             field_scales(scales, field, theta, self.graph)
+        for block in self.time_blocks.all:
+            scales[block.start : block.start + block.size] = theta[block.sigma] * block.factor
         return scales
 
     def design_matrix(self, theta: np.ndarray) -> sp.csr_array:
@@ -161,7 +217,7 @@ class LatentModel:
             effects["group_area_effect"] = np.stack(
                 [field_effect(x, theta, f, self.graph) for f in self.group_fields], axis=1
             )
-        return effects
+        return effects | self.time_blocks.effects(x, theta)
 
 
 def field_scales(scales: np.ndarray, field: Field, theta: np.ndarray, graph: AreaGraph) -> None:
@@ -201,14 +257,15 @@ def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -
         blocks.add_field("group_area", g, spec.model.group_effects == "bym2")
         for g in (design.groups if spec.model.group_effects != "none" else ())
     )
+    time_blocks = blocks.add_time_blocks(spec) if design.periods else TimeBlocks()
     incidence = sp.hstack([fixed_columns, *blocks.columns], format="csr")
     precision = sp.block_diag([fixed_precision, *blocks.precisions], format="csc")
     n_latent = fixed_columns.shape[1] + blocks.size
+    columns = [c for c, _ in blocks.constraints]
     constraints = sp.csr_array(
-        (np.ones(sum(map(len, blocks.constraint_columns))),
-         np.concatenate([[], *blocks.constraint_columns]).astype(np.int64),
-         np.cumsum([0, *map(len, blocks.constraint_columns)])),
-        shape=(len(blocks.constraint_columns), n_latent),
+        (np.concatenate([[], *(v for _, v in blocks.constraints)]),
+         np.concatenate([[], *columns]).astype(np.int64), np.cumsum([0, *map(len, columns)])),
+        shape=(len(columns), n_latent),
     )  # fmt: skip
     return LatentModel(
         family=family,
@@ -225,6 +282,7 @@ def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -
         n_fixed=fixed_columns.shape[1],
         area_field=area_field,
         group_fields=group_fields,
+        time_blocks=time_blocks,
     )
 
 
@@ -272,35 +330,74 @@ class Blocks:
         self.size = 0
         self.columns: list[sp.csr_array] = []
         self.precisions: list[sp.csc_array] = []
-        self.constraint_columns: list[np.ndarray] = []
+        self.constraints: list[tuple[np.ndarray, np.ndarray]] = []  # (columns, coefficients)
         self.hyperparameters: list[Hyperparameter] = []
 
     def add_field(self, name: str, group: str | None, bym2: bool) -> Field:
         sigma = self.add_hyperparameter(f"{name}_sigma", group, "sigma")
         rho = self.add_hyperparameter(f"{name}_rho", group, "rho") if bym2 else None
-        v = self.add_part(group, sp.eye_array(self.graph.n_areas, format="csc"))
-        u = self.add_part(group, icar_precision(self.graph)) if bym2 else None
+        n = self.graph.n_areas
+        v = self.add_part(group, sp.eye_array(n, format="csc"), self.design.area, n)
+        u = self.add_part(group, icar_precision(self.graph), self.design.area, n) if bym2 else None
         if bym2:  # Σ u = 0 on every component of more than one area
-            self.constraint_columns += [u + nodes for nodes in self.graph.component_nodes()
-                                        if len(nodes) > 1]  # fmt: skip
+            self.constraints += [(u + nodes, np.ones(len(nodes)))
+                                 for nodes in self.graph.component_nodes() if len(nodes) > 1]  # fmt: skip
         return Field(sigma, rho, v, u)
+
+    def add_time_blocks(self, spec: Spec) -> TimeBlocks:
+        """f_t, f_gt per group and δ_it, as the spec's [model] trend, group_trend and interaction
+        name them."""
+        design, model = self.design, spec.model
+        periods = len(design.periods)
+        time = group_time = area_time = None
+        if model.trend != "none":
+            time = self.add_time_block("time", None, model.trend)
+        if model.group_trend != "none":
+            group_time = tuple(self.add_time_block("group_time", g, model.group_trend)
+                               for g in design.groups)  # fmt: skip
+        if model.interaction == "iid":
+            sigma = self.add_hyperparameter("area_time_sigma", None, "sigma")
+            size = self.graph.n_areas * periods
+            start = self.add_part(None, sp.eye_array(size, format="csc"),
+                                  design.area * periods + design.period, size)  # fmt: skip
+            area_time = ScaledBlock(sigma, start, (self.graph.n_areas, periods), 1.0)
+        return TimeBlocks(time, group_time or (), area_time)
+
+    def add_time_block(self, name: str, group: str | None, kind: str) -> ScaledBlock:
+        """One series over the periods: iid N(0, 1), or a scaled random walk with its
+        constraints (`sae.random_walk`)."""
+        periods = len(self.design.periods)
+        sigma = self.add_hyperparameter(f"{name}_sigma", group, "sigma")
+        if kind == "iid":
+            start = self.add_part(group, sp.eye_array(periods, format="csc"), self.design.period,
+                                  periods)  # fmt: skip
+            return ScaledBlock(sigma, start, (periods,), 1.0)
+        order = random_walk.order_of(kind)
+        factor = 1.0 / np.sqrt(random_walk.scaling_factor(periods, order))
+        walk = random_walk.precision(periods, order) + ICAR_JITTER * sp.eye_array(periods)
+        start = self.add_part(group, sp.csc_array(walk), self.design.period, periods)
+        self.constraints += [(start + np.arange(periods), row)
+                             for row in random_walk.constraint_rows(periods, order)]  # fmt: skip
+        return ScaledBlock(sigma, start, (periods,), factor)
 
     def add_hyperparameter(self, name: str, group: str | None, kind: str) -> int:
         self.hyperparameters.append(Hyperparameter(name, group, kind, self.prior, self.spectrum))
         return len(self.hyperparameters) - 1
 
-    def add_part(self, group: str | None, precision: sp.csc_array) -> int:
-        """A block of one latent per area, entering the rows of its group (all rows if None)."""
-        design, n = self.design, self.graph.n_areas
+    def add_part(self, group: str | None, precision: sp.csc_array, column_of_row: np.ndarray,
+                 size: int) -> int:  # fmt: skip
+        """A block of `size` latents, row r entering through latent `column_of_row[r]` (its area,
+        period, or area × period), in the rows of its group (all rows if None)."""
+        design = self.design
         rows = len(design.area)
         mask = np.ones(rows, bool) if group is None else design.group == design.groups.index(group)
         columns = sp.csr_array(
-            (mask.astype(float), (np.arange(rows), design.area)), shape=(rows, n)
+            (mask.astype(float), (np.arange(rows), column_of_row)), shape=(rows, size)
         )
         first = self.start + self.size
         self.columns.append(columns)
         self.precisions.append(precision)
-        self.size += n
+        self.size += size
         return first
 
 

@@ -5,6 +5,7 @@ For area i, group g, stratum k:
     y_igk ~ family(η_igk),   η_igk = offset + α + α_g + x_igk β + b_i + c_ig
     b = σ (√(ρ/s) u + √(1 − ρ) v),  v ~ N(0, I),  u ~ ICAR (per component, sum to zero)
     c_ig = 0 | σ_g z_ig (iid) | a BYM2 field per group
+    with periods t: + σ_f f_t/√s + σ_g f_gt (/√s) + σ_δ δ_it (`time_effects`, `sae.random_walk`)
 
 The ICAR log density is −½ Σ_(i~j) (u_i − u_j)² over the edge list, with a soft sum-to-zero
 constraint Σ_c u ~ N(0, 0.001 n_c) per component (as in Morris et al. 2019): cost O(edges).
@@ -31,18 +32,26 @@ import pymc as pm
 import pytensor.tensor as pt
 import xarray as xr
 
+from sae import random_walk
 from sae.design import Design
 from sae.diagnostics import Diagnostics, mcmc_diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
-from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
+from sae.predictor import (
+    TIME_EFFECTS,
+    bym2_combination,
+    iid_combination,
+    linear_predictor,
+    structure_weights,
+)
 from sae.priors import PriorSet, icar_spectrum, mixing_rho, prior_set, scale_sigma
 from sae.spec import SamplerSpec, Spec
 from sae.threads import sampler_cores
 
 SUM_TO_ZERO_SCALE = 0.001
 KEPT = ("intercept", "beta", "group_effect", "area_effect", "area_sigma", "area_rho",
-        "group_area_sigma", "group_area_rho")  # fmt: skip
+        "group_area_sigma", "group_area_rho", *TIME_EFFECTS, "time_sigma", "group_time_sigma",
+        "area_time_sigma")  # fmt: skip
 
 
 def run_nuts(
@@ -72,6 +81,7 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
         "other_group": list(design.groups),
         "term": list(design.terms),
         "row": np.arange(len(design.area)),
+        **({"period": list(design.periods)} if design.periods else {}),
     }
     with pm.Model(coords=coords) as model:
         params = fixed_effects(design, prior)
@@ -89,11 +99,51 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
             params["group_area_effect"] = bym2_field("group_area", graph, prior, spectrum, "group")
         elif spec.model.group_effects == "mcar":
             params["group_area_effect"] = mcar_field(graph, prior, spectrum, len(design.groups))
-        eta = linear_predictor(params, design.area, design.group, design.X)
+        if design.periods:
+            params |= time_effects(design, graph, spec, prior)
+        eta = linear_predictor(params, design.area, design.group, design.X, design.period)
         family.pymc_likelihood(eta, design.rows)
         if design.unknown is not None:
             unknown_group_term(design, spec, pt.exp(eta + design.rows.offset))
     return model
+
+
+def time_effects(design: Design, graph: AreaGraph, spec: Spec, prior: PriorSet) -> dict:
+    """f_t, f_gt and δ_it as [model] trend, group_trend and interaction name them, recorded as
+    Deterministics (time_effect, group_time_effect, area_time_effect)."""
+    model, effects = spec.model, {}
+    if model.trend != "none":
+        effects["time_effect"] = pm.Deterministic(
+            "time_effect", time_series("time", model.trend, prior, design), dims="period"
+        )
+    if model.group_trend != "none":
+        effects["group_time_effect"] = pm.Deterministic(
+            "group_time_effect", time_series("group_time", model.group_trend, prior, design, "group"),
+            dims=("group", "period"),
+        )  # fmt: skip
+    if model.interaction == "iid":
+        sigma = scale_sigma("area_time_sigma", prior)
+        z = pm.Normal("area_time_z", 0.0, 1.0, dims=("area", "period"))
+        effects["area_time_effect"] = pm.Deterministic(
+            "area_time_effect", sigma * z, dims=("area", "period")
+        )
+    return effects
+
+
+def time_series(prefix: str, kind: str, prior: PriorSet, design: Design, group_dim=None):
+    """σ z (iid), or σ u/√s with u a random walk of the kind's order (`sae.random_walk`): its
+    kernel −½‖D u‖² and a soft version of each constraint, as the ICAR's sum-to-zero (O(T))."""
+    dims = (group_dim, "period") if group_dim else "period"
+    sigma = scale_sigma(f"{prefix}_sigma", prior, dims=group_dim)
+    sigma = sigma[:, None] if group_dim else sigma
+    if kind == "iid":
+        return sigma * pm.Normal(f"{prefix}_z", 0.0, 1.0, dims=dims)
+    periods, order = len(design.periods), random_walk.order_of(kind)
+    walk = pm.Flat(f"{prefix}_structured", dims=dims)
+    rows = random_walk.constraint_rows(periods, order)
+    soft = -0.5 * (pt.dot(walk, rows.T) ** 2).sum() / (SUM_TO_ZERO_SCALE * periods)
+    pm.Potential(f"{prefix}_walk", random_walk.log_density(walk, periods, order) + soft)
+    return sigma * walk / np.sqrt(random_walk.scaling_factor(periods, order))
 
 
 def unknown_group_term(design: Design, spec: Spec, mu) -> None:
@@ -268,4 +318,6 @@ def common_draws(
     posterior = xr.Dataset(values).assign_coords(
         group=list(design.groups), area=list(graph.ids), term=list(design.terms)
     )
+    if design.periods:
+        posterior = posterior.assign_coords(period=list(design.periods))
     return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)

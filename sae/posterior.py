@@ -7,8 +7,11 @@ Every inference method returns an InferenceData whose posterior holds, with dims
     group_effect (group)         0 for the baseline group
     area_effect (area)           b_i
     group_area_effect (group, area)   c_ig, when the model has group effects
+    time_effect (period), group_time_effect (group, period), area_time_effect (area, period):
+                                 f_t, f_gt and δ_it of a space–time model, those it has
     intercept, beta (term)       the same on the data's original scale, for reporting
-    area_sigma, area_rho, group_area_sigma (group), group_area_rho (group): hyperparameters
+    area_sigma, area_rho, group_area_sigma (group), group_area_rho (group), time_sigma,
+    group_time_sigma (group), area_time_sigma: hyperparameters
 
 Nothing downstream knows which method made them. Rates are per `spec.per`; a unit's rate combines
 its strata with exposure shares (or standard-population weights, when age-adjusted).
@@ -23,9 +26,9 @@ import xarray as xr
 
 from sae.design import Design, Grid
 from sae.family import Family
-from sae.predictor import linear_predictor
+from sae.predictor import TIME_EFFECTS, linear_predictor
 
-CELL = ("area", "group")
+CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
 
 
 def effects(posterior: xr.Dataset, chain: int) -> dict[str, np.ndarray]:
@@ -36,8 +39,9 @@ def effects(posterior: xr.Dataset, chain: int) -> dict[str, np.ndarray]:
         "beta": posterior["beta_std"].isel(chain=chain).to_numpy(),
         "area_effect": posterior["area_effect"].isel(chain=chain).to_numpy(),
     }
-    if "group_area_effect" in posterior:
-        params["group_area_effect"] = posterior["group_area_effect"].isel(chain=chain).to_numpy()
+    for name in ("group_area_effect", *TIME_EFFECTS):
+        if name in posterior:
+            params[name] = posterior[name].isel(chain=chain).to_numpy()
     return params
 
 
@@ -46,7 +50,8 @@ def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> 
     grid = design.grid
     chains = []
     for chain in range(posterior.sizes["chain"]):
-        eta = linear_predictor(effects(posterior, chain), grid.area, grid.group, grid.X)
+        eta = linear_predictor(effects(posterior, chain), grid.area, grid.group, grid.X,
+                               grid.period)  # fmt: skip
         chains.append(family.rate(design.original_scale(eta)) * per)
     return np.stack(chains)
 
@@ -61,7 +66,8 @@ def data_row_predictor(posterior: xr.Dataset, design: Design) -> np.ndarray:
     """Draws of η for the likelihood's rows (without the offset, which the family adds): array
     (chain, draw, row), the rows keyed by `design.keys`."""
     return np.stack([
-        linear_predictor(effects(posterior, chain), design.area, design.group, design.X)
+        linear_predictor(effects(posterior, chain), design.area, design.group, design.X,
+                         design.period)
         for chain in range(posterior.sizes["chain"])
     ])  # fmt: skip
 
@@ -122,12 +128,12 @@ def labelled(rates: xr.DataArray) -> xr.DataArray:
 
 def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.DataArray:
     """Expected excess events per cell against `reference` (a group, or None for the place's
-    all-groups rate): Σ_k exposure_igk (θ_igk − θ_irk) / per over the cell's own strata, so the
-    comparison is made within strata (no age-mix confounding). Dims (chain, draw, unit)."""
-    strata = list(grid.strata)
-    keys = ["area", *strata]
+    all-groups rate): Σ_k exposure_igk (θ_igk − θ_irk) / per over the cell's own strata (and in
+    its own period), so the comparison is made within strata (no age-mix confounding). Dims
+    (chain, draw, unit)."""
+    keys = ["area", *grid.blocks]
     if reference is None:
-        units, matrix = grid.aggregation(("area", *strata))
+        units, matrix = grid.aggregation(tuple(keys))
         ref_rates = weighted_sum(stratum, matrix)
     else:
         units = grid.rows[grid.rows["group"] == reference][keys]
@@ -137,15 +143,14 @@ def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.
         pd.MultiIndex.from_frame(grid.rows[keys])
     )
     difference = (stratum - ref_rates[:, :, lookup]) / per
-    cells, _ = grid.aggregation(CELL)
-    index = pd.MultiIndex.from_frame(cells).get_indexer(
-        pd.MultiIndex.from_frame(grid.rows[list(CELL)])
-    )
+    cell = list(grid.cell)
+    cells, _ = grid.aggregation(grid.cell)
+    index = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(grid.rows[cell]))
     to_cell = sp.csr_array(
         (grid.rows["exposure"].to_numpy(), (np.arange(len(grid.rows)), index)),
         shape=(len(grid.rows), len(cells)),
     )
-    coords = {key: ("unit", cells[key].to_numpy()) for key in CELL}
+    coords = {key: ("unit", cells[key].to_numpy()) for key in cell}
     return xr.DataArray(weighted_sum(difference, to_cell), dims=("chain", "draw", "unit"),
                         coords=coords, name="excess")  # fmt: skip
 

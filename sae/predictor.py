@@ -5,6 +5,8 @@ tensors (inside the model) and on numpy arrays with leading draw dimensions (aft
 
     log θ_igk = α + α_g + x_igk β + b_i + c_ig          (Poisson: rate per person or RR)
     logit p_igk = the same                              (binomial)
+
+and with periods t, + f_t + f_gt + δ_it (the trend, each group's trend, area × period deviations).
 """
 
 from __future__ import annotations
@@ -32,9 +34,13 @@ def iid_combination(sigma, z):
     return sigma[..., None] * z
 
 
-def linear_predictor(params: dict, area, group, X):
-    """η for rows (area, group, X). `params` holds intercept, group_effect, beta, area_effect and,
-    when the model has them, group_area_effect (group × area)."""
+TIME_EFFECTS = ("time_effect", "group_time_effect", "area_time_effect")
+
+
+def linear_predictor(params: dict, area, group, X, period=None):
+    """η for rows (area, group, X, and period with time). `params` holds intercept, group_effect,
+    beta, area_effect and, when the model has them, group_area_effect (group × area), time_effect
+    (period), group_time_effect (group × period) and area_time_effect (area × period)."""
     eta = (
         params["intercept"][..., None]
         + params["group_effect"][..., group]
@@ -43,6 +49,12 @@ def linear_predictor(params: dict, area, group, X):
     )
     if "group_area_effect" in params:
         eta = eta + params["group_area_effect"][..., group, area]
+    if "time_effect" in params:
+        eta = eta + params["time_effect"][..., period]
+    if "group_time_effect" in params:
+        eta = eta + params["group_time_effect"][..., group, period]
+    if "area_time_effect" in params:
+        eta = eta + params["area_time_effect"][..., area, period]
     return eta
 
 

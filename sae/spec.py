@@ -26,6 +26,9 @@ PRIOR_SETS = ("pc", "morris2019")
 BACKENDS = ("nutpie", "pymc")
 METHODS = ("nuts", "laplace")
 RULE_SETS = ("nchs", "quick2024", "uscs")
+TRENDS = ("none", "rw1", "rw2")
+GROUP_TRENDS = ("none", "iid", "rw1", "rw2")
+INTERACTIONS = ("none", "iid")
 
 
 @dataclass(frozen=True)
@@ -45,6 +48,19 @@ class MissingOdds:
 
     group: str
     odds: float
+
+
+@dataclass(frozen=True)
+class PeriodPool:
+    """Periods `first` to `last` (inclusive, in the periods' order) reported as one combined
+    period: `[output] pool = [[2013, 2017], [2018, 2022]]`."""
+
+    first: int | str
+    last: int | str
+
+    @property
+    def label(self) -> str:
+        return f"{self.first}–{self.last}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +91,10 @@ class DataSpec:
     variance_smoothing: str = "none"  # none | gvf | proportion (sae.direct)
     covariates: tuple[str, ...] = ()
     categorical: tuple[str, ...] = ()
+    time: str | None = None  # the period column: whole numbers (years), or labels in `periods`
+    periods: tuple[
+        str, ...
+    ] = ()  # the order of text period labels, e.g. ["2013-2017", "2018-2022"]
     cells_format: str = (
         "table"  # table (CSV or Parquet) | wonder (a CDC WONDER export, as downloaded)
     )
@@ -104,6 +124,11 @@ class ModelSpec:
     # when the data have groups (benchmarks/strata_by_group), [] for effects shared by all groups
     strata_by_group: tuple[str, ...] | None = None
     unknown_group_odds: MissingOdds | None = None  # { group = "...", odds = 2.0 }: sensitivity
+    # with [data] time (sae.random_walk): f_t, the trend all groups share; f_gt, each group's own
+    # (None: "rw1" when the data have groups, else "none"); δ_it, area × period deviations
+    trend: str = "rw1"
+    group_trend: str | None = None
+    interaction: str = "iid"
 
 
 @dataclass(frozen=True)
@@ -147,6 +172,7 @@ class OutputSpec:
     age_stratum: str | None = None
     standard_population: Path | None = None
     suppress: bool = False  # also write estimates_published.csv, unreliable numbers blanked
+    pool: tuple[PeriodPool, ...] = ()  # combined periods, e.g. [[2013, 2017], [2018, 2022]]
 
 
 @dataclass(frozen=True)
@@ -168,6 +194,9 @@ class Spec:
             object.__setattr__(
                 self, "model", dataclasses.replace(self.model, group_effects=default)
             )
+        if self.model.group_trend is None:
+            default = "rw1" if self.data.group and self.data.time else "none"
+            object.__setattr__(self, "model", dataclasses.replace(self.model, group_trend=default))
         if self.model.strata_by_group is None:
             age = self.output.age_stratum
             default = (age,) if self.data.group and age in self.data.strata else ()

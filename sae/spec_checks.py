@@ -14,12 +14,15 @@ from sae.spec import (
     CONTIGUITIES,
     FAMILIES,
     GROUP_EFFECTS,
+    GROUP_TRENDS,
+    INTERACTIONS,
     ISLAND_RULES,
     METHODS,
     PRIOR_SETS,
     RULE_SETS,
     SPATIAL,
     TRANSFORMS,
+    TRENDS,
     VARIANCE_SMOOTHING,
     Spec,
 )  # fmt: skip
@@ -34,6 +37,9 @@ CHOICES = {
     ("model", "priors"): PRIOR_SETS,
     ("model", "spatial"): SPATIAL,
     ("model", "transform"): TRANSFORMS,
+    ("model", "trend"): TRENDS,
+    ("model", "group_trend"): GROUP_TRENDS,
+    ("model", "interaction"): INTERACTIONS,
     ("sampler", "backend"): BACKENDS,
     ("sampler", "method"): METHODS,
     ("flags", "rules"): RULE_SETS,
@@ -149,6 +155,7 @@ def check_data_roles(spec: Spec, where: str) -> None:
             f"{list(data.covariates)}. Add them to covariates or remove them from categorical."
         )
     check_strata_by_group(spec, where)
+    check_time(spec, where)
     if spec.model.group_effects == "mcar" and spec.sampler.method != "nuts":
         raise SaeInputError(
             f'{where}: [model] group_effects = "mcar" needs [sampler] method = "nuts": the Laplace '
@@ -160,6 +167,36 @@ def check_data_roles(spec: Spec, where: str) -> None:
             f"{where}: [output] age_stratum = {age!r} is not one of the strata "
             f"{list(data.strata)}. Name the age column in [data] strata too."
         )
+
+
+def check_time(spec: Spec, where: str) -> None:
+    """Trends, interactions and pooled periods need a period column; group trends need groups."""
+    model, data = spec.model, spec.data
+    if data.time is None:
+        set_here = [f"[model] {key} = {getattr(model, key)!r}" for key, default in
+                    (("trend", "rw1"), ("group_trend", "none"), ("interaction", "iid"))
+                    if getattr(model, key) != default]  # fmt: skip
+        set_here += ["[data] periods"] * bool(data.periods) + ["[output] pool"] * bool(
+            spec.output.pool
+        )
+        if set_here:
+            raise SaeInputError(
+                f"{where}: {', '.join(set_here)} describe(s) change over time, so it needs "
+                '[data] time = the period column (e.g. time = "year"). Name it, or remove them.'
+            )
+        return
+    if model.group_trend != "none" and data.group is None:
+        raise SaeInputError(
+            f"{where}: [model] group_trend = {model.group_trend!r} gives each group its own trend, "
+            'so it needs [data] group. Name the group column, or set group_trend = "none".'
+        )
+    if data.time in (data.area_id, data.group, *data.strata, *data.covariates):
+        raise SaeInputError(
+            f"{where}: [data] time = {data.time!r} is also named as the area, group, a stratum or "
+            "a covariate; the period column has one role only."
+        )
+    if len(set(data.periods)) != len(data.periods):
+        raise SaeInputError(f"{where}: [data] periods lists a label twice: {list(data.periods)}.")
 
 
 def check_unknown_group(spec: Spec, where: str) -> None:

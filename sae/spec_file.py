@@ -25,6 +25,7 @@ from sae.spec import (
     MissingOdds,
     ModelSpec,
     OutputSpec,
+    PeriodPool,
     SamplerSpec,
     Spec,
     Suppression,
@@ -122,6 +123,8 @@ def setting_value(section: str, key: str, value: Any, hint: Any, base: Path | No
         return suppression_value(value, setting)
     if MissingOdds in kinds:
         return missing_odds_value(value, setting)
+    if tuple[PeriodPool, ...] in kinds:
+        return pool_value(value, setting)
     if tuple[float, float] in kinds:
         numbers = isinstance(value, list | tuple) and len(value) == 2
         if not numbers or not all(
@@ -195,6 +198,26 @@ def missing_odds_value(value, setting: str) -> MissingOdds:
     return MissingOdds(value["group"], float(odds))
 
 
+def pool_value(value, setting: str) -> tuple[PeriodPool, ...]:
+    """[[2013, 2017], [2018, 2022]]: each a first and a last period (or PeriodPools already)."""
+    example = "e.g. pool = [[2013, 2017], [2018, 2022]]"
+    if not isinstance(value, list | tuple):
+        raise SaeInputError(f"{setting} must be a list of [first, last] periods, {example}.")
+    pools = []
+    for item in value:
+        if isinstance(item, PeriodPool):
+            pools.append(item)
+            continue
+        pair = isinstance(item, list | tuple) and len(item) == 2
+        if not pair or not all(isinstance(v, int | str) and not isinstance(v, bool) for v in item):
+            raise SaeInputError(
+                f"{setting}: {item!r} must be a first and a last period (years, or labels of "
+                f"[data] periods), {example}."
+            )
+        pools.append(PeriodPool(item[0], item[1]))
+    return tuple(pools)
+
+
 def section_as_dict(section: Any) -> dict[str, Any]:
     return {f.name: getattr(section, f.name) for f in dataclasses.fields(section)}
 
@@ -222,6 +245,8 @@ def toml_value(value: Any) -> str:
                 f"range = [{value.lower}, {value.upper}] }}")  # fmt: skip
     if isinstance(value, MissingOdds):
         return f"{{ group = {json.dumps(value.group, ensure_ascii=False)}, odds = {value.odds!r} }}"
+    if isinstance(value, PeriodPool):
+        return f"[{toml_value(value.first)}, {toml_value(value.last)}]"
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):

@@ -76,6 +76,8 @@ def estimates_table(
     if direct:
         table = table.drop(columns=["observed"])
     first = [c.format(exposure=exposure) for c in (DIRECT_COLUMNS if direct else ESTIMATE_COLUMNS)]
+    if "period" in table:
+        first.insert(2, "period")
     return with_names(table[first + [c for c in table.columns if c not in first]], inputs)
 
 
