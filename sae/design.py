@@ -149,6 +149,15 @@ class Grid:
         """What, besides the area, a cell's rows differ by: the strata, then the period."""
         return (*self.strata, *(("period",) if self.periods else ()))
 
+    def pooled(self, first: int, last: int, label: str) -> tuple[Grid, np.ndarray]:
+        """The rows of the periods at positions `first` to `last` as one period called `label`
+        (so a unit's rate combines its years by their exposure), and those rows' mask."""
+        mask = (self.period >= first) & (self.period <= last)
+        rows = self.rows[mask].assign(period=label, period_index=0).reset_index(drop=True)
+        grid = Grid(self.area[mask], self.group[mask], self.X[mask], rows, self.strata,
+                    np.zeros(int(mask.sum()), dtype=np.int64), (label,))  # fmt: skip
+        return grid, mask
+
     def aggregation(
         self, unit: tuple[str, ...], age: str | None = None, age_weights: pd.Series | None = None
     ) -> tuple[pd.DataFrame, sp.csr_array]:

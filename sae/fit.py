@@ -9,6 +9,7 @@ fit = sae.load("out/pennsylvania")
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import time
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import pandas as pd
 import scipy.sparse as sp
 import xarray as xr
 
-from sae import posterior, tables
+from sae import inequality, posterior, tables, trends
 from sae.design import Design, build_design, fixed_effect_coding
 from sae.diagnostics import Diagnostics, warn_if_untrustworthy
 from sae.errors import SaeInputError
@@ -124,6 +125,11 @@ class Fit:
 
     def _unit_table(self, unit: tuple[str, ...], adjusted: bool) -> pd.DataFrame:
         draws = self.rate_draws(unit, adjusted)
+        return self._summary_table(draws, self.design.grid, None, self.inputs, unit, adjusted)
+
+    def _summary_table(self, draws: xr.DataArray, grid, rows: np.ndarray | None, inputs: Inputs,
+                       unit: tuple[str, ...], adjusted: bool) -> pd.DataFrame:  # fmt: skip
+        """The table of `draws` over `grid` (the fit's, or its `rows` pooled into one period)."""
         pareto_k = data_variance = None
         if self.diagnostics.correction == "local" and "area" in unit:
             pareto_k = self.idata["laplace_check"]["pareto_k"].sel(area=draws["area"]).to_numpy()
@@ -132,13 +138,14 @@ class Fit:
             age = self.spec.output.age_stratum if adjusted else None
             mean = self._stratum_rates(local=False).mean(axis=(0, 1))
             data_variance = posterior.data_only_variance(
-                mean, self.design.grid, unit, age, self.inputs.age_weights,
+                mean if rows is None else mean[rows], grid, unit, age, self.inputs.age_weights,
                 self.spec.family, self.spec.per,
             )  # fmt: skip
-        return tables.unit_table(draws, self.inputs, gaussian, self.spec.per,
+        allocated = self._allocated(draws, unit) if rows is None else None
+        return tables.unit_table(draws, inputs, gaussian, self.spec.per,
                                  self.spec.output.interval, self.spec.flags,
                                  self.diagnostics.divergences, pareto_k, data_variance,
-                                 self.spec.proportion_scale, self._allocated(draws, unit))  # fmt: skip
+                                 self.spec.proportion_scale, allocated)  # fmt: skip
 
     def _allocated(self, draws: xr.DataArray, unit: tuple[str, ...]) -> pd.DataFrame | None:
         """Each unit's share of the events without a recorded group: posterior mean and
@@ -193,27 +200,35 @@ class Fit:
             difference, P(higher), excess events, `flag` and `flag_reason`. Age-adjusted rates are
             used whenever the data have an age stratum (`rate_basis`).
         """
+        reference = self._checked_reference(reference)
+        return self._cached(("gaps", reference), lambda: self._gaps(reference)).copy()
+
+    def _checked_reference(self, reference: str | None) -> str:
         reference = reference or self.reference_group
         if reference != ALL_GROUPS and reference not in self.design.groups:
             raise SaeInputError(
                 f"reference {reference!r} is not a group ({list(self.design.groups)}) "
                 f"nor {ALL_GROUPS!r}."
             )
-        return self._cached(("gaps", reference), lambda: self._gaps(reference)).copy()
+        return reference
+
+    def _compared(self, reference: str, adjusted: bool):
+        """The rates compared with `reference` and the reference's rates (a group's, or each
+        place's all-groups rate), and the flags of both (indexed by their keys)."""
+        cells, flags = self.rates(adjusted), self._cell_flags(adjusted)
+        if reference == ALL_GROUPS:
+            place = self._with_period("area")
+            ref_flags = self.unit_table(place, adjusted).set_index(list(place))["flag"]
+            return cells, self._place_rates(adjusted), flags, ref_flags
+        others = [g for g in self.design.groups if g != reference]
+        ref_flags = flags.xs(reference, level="group")
+        return cells.sel(group=others), cells.sel(group=reference, drop=True), flags, ref_flags
 
     def _gaps(self, reference: str) -> pd.DataFrame:
         adjusted = self._adjusted
-        cells = self.rates(adjusted)
-        flags = self.unit_table(self.cell, adjusted).set_index(list(self.cell))["flag"]
+        target, ref, flags, ref_flags = self._compared(reference, adjusted)
+        cells = target
         excess = labelled_cells(self._excess(reference), self.inputs, self.design)
-        if reference == ALL_GROUPS:
-            place = self._with_period("area")
-            target, ref = cells, self._place_rates(adjusted)
-            ref_flags = self.unit_table(place, adjusted).set_index(list(place))["flag"]
-        else:
-            others = [g for g in self.design.groups if g != reference]
-            target, ref = cells.sel(group=others), cells.sel(group=reference, drop=True)
-            ref_flags = flags.xs(reference, level="group")
         excess = excess.sel(group=target["group"])
         parts = []
         for period in self.periods or (None,):
@@ -264,6 +279,146 @@ class Fit:
         table["prob_higher"] = (draws > ref).mean(axis=0)
         table["rate_basis"] = RATE_BASIS[adjusted]
         return table.rename(columns={"exposure": self.spec.exposure})
+
+    def _period_range(self, first, last) -> tuple:
+        if not self.periods:
+            raise SaeInputError(
+                "trends, pooled periods and inequality over time need a space–time fit: name the "
+                'period column in the spec ([data] time = "year").'
+            )
+        first = self.periods[0] if first is None else first
+        last = self.periods[-1] if last is None else last
+        unknown = [p for p in (first, last) if p not in self.periods]
+        if unknown or self.periods.index(first) >= self.periods.index(last):
+            raise SaeInputError(
+                f"periods {first!r} to {last!r}: give two periods of the fit, the first earlier; "
+                f"its periods are {self.periods[0]} to {self.periods[-1]}."
+            )
+        return first, last
+
+    def _cell_flags(self, adjusted: bool) -> pd.Series:
+        return self.unit_table(self.cell, adjusted).set_index(list(self.cell))["flag"]
+
+    def trends(self, first=None, last=None) -> pd.DataFrame:
+        """Space–time fits: the change of each cell's rate from period `first` to `last` (default
+        the first and last periods): ratio, difference, P(decline) and flag (`sae.trends`)."""
+        first, last = self._period_range(first, last)
+        adjusted = self._adjusted
+        return self._cached(("trends", first, last), lambda: tables.with_names(
+            trends.trend_table(self.rates(adjusted), self._cell_flags(adjusted), first, last,
+                               self.spec.output.interval, self.spec.flags)
+            .assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)).copy()  # fmt: skip
+
+    def gap_trends(self, reference: str | None = None, first=None, last=None) -> pd.DataFrame:
+        """Space–time fits: the change of each gap (rate ratio and difference against
+        `reference`) from `first` to `last`, with P(narrowing) and flag (`sae.trends`)."""
+        first, last = self._period_range(first, last)
+        reference = self._checked_reference(reference)
+        return self._cached(("gap trends", reference, first, last),
+                            lambda: self._gap_trends(reference, first, last)).copy()  # fmt: skip
+
+    def _gap_trends(self, reference: str, first, last) -> pd.DataFrame:
+        adjusted = self._adjusted
+        target, ref, flags, ref_flags = self._compared(reference, adjusted)
+        table = trends.gap_trend_table(target, ref, reference, flags, ref_flags, first, last,
+                                       self.spec.output.interval, self.spec.flags)  # fmt: skip
+        return tables.with_names(table.assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)
+
+    def pooled(self) -> pd.DataFrame:
+        """Space–time fits: estimates for the combined periods of `[output] pool`, from the same
+        draws: each cell's rate over a pool is Σ_t E_t θ_t / Σ_t E_t (its years weighted by
+        their population; age-adjusted in `adj_*` as the estimates are). `period` holds the
+        pool's label ("2013–2017"); empty without pools."""
+        return self._cached(("pooled",), lambda: pd.concat(
+            [self._pooled(pool) for pool in self.spec.output.pool], ignore_index=True)
+            if self.spec.output.pool else pd.DataFrame()).copy()  # fmt: skip
+
+    def _pooled(self, pool) -> pd.DataFrame:
+        first, last = (self.periods.index(p) for p in self._period_range(pool.first, pool.last))
+        grid, rows = self.design.grid.pooled(first, last, pool.label)
+        frame = self.inputs.cells.frame
+        inside = frame["period_index"].between(first, last)
+        cells = dataclasses.replace(self.inputs.cells,
+                                    frame=frame[inside].assign(period=pool.label))  # fmt: skip
+        inputs = dataclasses.replace(self.inputs, cells=cells)
+        stratum = self._stratum_rates()[..., rows]
+
+        def table(adjusted: bool) -> pd.DataFrame:
+            age = self.spec.output.age_stratum if adjusted else None
+            draws = posterior.unit_rates(stratum, grid, grid.cell, age, self.inputs.age_weights)
+            return self._summary_table(draws, grid, rows, inputs, grid.cell, adjusted)
+
+        adjusted = table(True) if self._adjusted else None
+        return tables.estimates_table(table(False), adjusted, self.spec.exposure,
+                                      self.spec.model.family == "gaussian", inputs)  # fmt: skip
+
+    def inequality(self, reference: str | None = None) -> pd.DataFrame:
+        """Space–time fits: per place (each area, and "all areas") × group × period against the
+        reference group: rate difference, rate ratio, excess events and the attributable fraction
+        PAR, with intervals and flags (`sae.inequality`)."""
+        reference = self._checked_group(reference)
+        return self._cached(("inequality", reference),
+                            lambda: self._inequality(reference)).copy()  # fmt: skip
+
+    def _inequality(self, reference: str) -> pd.DataFrame:
+        adjusted = self._adjusted
+        rates, excess, events, flags = self._place_measures(reference, adjusted)
+        table = inequality.measure_table(rates, excess, events, reference, flags,
+                                         self.spec.output.interval, self.spec.flags)  # fmt: skip
+        return tables.with_names(table.assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)
+
+    def cumulative_excess(self, reference: str | None = None) -> pd.DataFrame:
+        """Space–time fits: excess events summed over all periods, per place and group."""
+        reference = self._checked_group(reference)
+        _, excess, _, flags = self._place_measures(reference, self._adjusted)
+        return tables.with_names(inequality.cumulative_excess(
+            excess, flags, reference, self.spec.output.interval, self.spec.flags), self.inputs)  # fmt: skip
+
+    def theil(self) -> pd.DataFrame:
+        """Space–time fits: Theil's T across the groups per place (each area, "all areas") and
+        period, with its interval."""
+        self._period_range(None, None)
+        adjusted = self._adjusted
+        rates, _, _, flags = self._place_measures(self.reference_group, adjusted)
+        exposure = self.inputs.cells.frame.groupby(["area", "group", "period"])["exposure"].sum()
+        population = exposure.to_xarray().reindex_like(rates.isel(chain=0, draw=0, drop=True))
+        whole = population.sel(area=[a for a in population["area"].to_numpy()
+                                     if a != inequality.ALL_AREAS]).sum("area")  # fmt: skip
+        population = xr.where(population["area"] == inequality.ALL_AREAS, whole,
+                              population.fillna(0.0)).transpose(*population.dims)  # fmt: skip
+        table = inequality.theil_table(rates, population, flags, self.spec.output.interval)
+        return tables.with_names(table.assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)
+
+    def _place_measures(self, reference: str, adjusted: bool):
+        """Rates, excess events and expected events per area and for the whole map (area
+        `inequality.ALL_AREAS`), dims (chain, draw, area, group, period), and their flags."""
+        self._period_range(None, None)
+
+        def whole_map(draws: xr.DataArray) -> xr.DataArray:
+            return draws.sum("area")
+
+        group_period = ("group", "period")
+        whole = posterior.labelled(self.rate_draws(group_period, adjusted))
+        whole = whole.sel(group=list(self.design.groups), period=list(self.periods))
+        rates = inequality.with_map(self.rates(adjusted), whole)
+        excess = labelled_cells(self._excess(reference), self.inputs, self.design)
+        events = labelled_cells(posterior.expected_events(self._stratum_rates(), self.design.grid,
+                                                          self.spec.per), self.inputs, self.design)  # fmt: skip
+        excess = inequality.with_map(excess, whole_map(excess))
+        events = inequality.with_map(events, whole_map(events))
+        map_flags = self.unit_table(group_period, adjusted).assign(area=inequality.ALL_AREAS)
+        flags = pd.concat(
+            [map_flags.set_index(list(self.cell))["flag"], self._cell_flags(adjusted)]
+        )
+        return rates, excess, events, flags
+
+    def _checked_group(self, reference: str | None) -> str:
+        reference = reference or self.reference_group
+        if reference not in self.design.groups:
+            raise SaeInputError(
+                f"reference {reference!r} is not a group ({list(self.design.groups)})."
+            )
+        return reference
 
     def summary(self) -> str:
         """What an epidemiologist asks first: the model, the data, the draws' quality, the flags."""

@@ -142,7 +142,17 @@ def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.
     lookup = pd.MultiIndex.from_frame(units[keys]).get_indexer(
         pd.MultiIndex.from_frame(grid.rows[keys])
     )
-    difference = (stratum - ref_rates[:, :, lookup]) / per
+    return events_per_cell((stratum - ref_rates[:, :, lookup]) / per, grid, "excess")
+
+
+def expected_events(stratum: np.ndarray, grid: Grid, per: float) -> xr.DataArray:
+    """Draws of each cell's expected events Σ_k exposure_igk θ_igk / per, dims (chain, draw,
+    unit)."""
+    return events_per_cell(stratum / per, grid, "events")
+
+
+def events_per_cell(per_person: np.ndarray, grid: Grid, name: str) -> xr.DataArray:
+    """Σ over a cell's rows of exposure × a per-person quantity (chain, draw, grid row)."""
     cell = list(grid.cell)
     cells, _ = grid.aggregation(grid.cell)
     index = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(grid.rows[cell]))
@@ -151,8 +161,8 @@ def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.
         shape=(len(grid.rows), len(cells)),
     )
     coords = {key: ("unit", cells[key].to_numpy()) for key in cell}
-    return xr.DataArray(weighted_sum(difference, to_cell), dims=("chain", "draw", "unit"),
-                        coords=coords, name="excess")  # fmt: skip
+    return xr.DataArray(weighted_sum(per_person, to_cell), dims=("chain", "draw", "unit"),
+                        coords=coords, name=name)  # fmt: skip
 
 
 def weighted_sum(draws: np.ndarray, matrix: sp.csr_array) -> np.ndarray:

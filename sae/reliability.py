@@ -210,22 +210,17 @@ GAP_FLAGS = (CLEAR, LIKELY, UNCERTAIN)
 
 def flag_gaps(
     table: pd.DataFrame, target_flag: pd.Series, reference_flag: pd.Series, flags: FlagSpec,
-    interval: float,
+    interval: float, sides: tuple[str, str] = ("group's", "reference"),
 ) -> pd.DataFrame:  # fmt: skip
     """Gap flags by the gap's own uncertainty, so that the word and the interval agree.
 
     ``clear``: the interval of the rate ratio excludes 1 (or, where no ratio is defined, the
     difference's excludes 0); ``likely``: P(higher) ≥ `gap_possible` or ≤ 1 − `gap_possible`;
-    ``uncertain`` otherwise. The reason gives P(higher) and names a rate that is not reliable.
+    ``uncertain`` otherwise. The reason gives P(higher) and names a rate that is not reliable;
+    `sides` names the two rates in it (a trend compares the last period with the first).
     """
+    flag, excludes, certainty, direction = certainty_flags(table, flags)
     ratio_defined = table["ratio_median"].notna()
-    low = np.where(ratio_defined, table["ratio_lower"] - 1.0, table["diff_lower"])
-    high = np.where(ratio_defined, table["ratio_upper"] - 1.0, table["diff_upper"])
-    excludes = (low > 0) | (high < 0)
-    prob = table["prob_higher"]
-    certainty = np.maximum(prob, 1.0 - prob)
-    flag = np.where(excludes, CLEAR, np.where(certainty >= flags.gap_possible, LIKELY, UNCERTAIN))
-    direction = np.where(prob >= 0.5, "higher", "lower")
     measure = np.where(ratio_defined, "rate ratio", "difference")
     reason = [
         f"the {interval:.0%} interval of the {m} {'excludes' if e else 'includes'} no difference; "
@@ -233,8 +228,8 @@ def flag_gaps(
         for m, e, d, c in zip(measure, excludes, direction, certainty, strict=True)
     ]
     for i in range(len(reason)):
-        weak = [f"the {side} rate is {f}" for side, f in (("group's", target_flag.iloc[i]),
-                                                          ("reference", reference_flag.iloc[i]))
+        weak = [f"the {side} rate is {f}" for side, f in ((sides[0], target_flag.iloc[i]),
+                                                          (sides[1], reference_flag.iloc[i]))
                 if f != RELIABLE]  # fmt: skip
         if weak:
             reason[i] += "; " + "; ".join(weak)
@@ -243,6 +238,26 @@ def flag_gaps(
                 "; no rate ratio: the reference's posterior reaches 0 (read the difference)"
             )
     return pd.DataFrame({"flag": flag, "flag_reason": reason}, index=table.index)
+
+
+def certainty_flags(table: pd.DataFrame, flags: FlagSpec):
+    """clear / likely / uncertain from a comparison's ratio (or difference) interval and
+    P(higher): the flag, whether the interval excludes no difference, max(P, 1 − P), and the
+    direction ("higher" or "lower")."""
+    ratio_defined = table["ratio_median"].notna()
+    low = np.where(ratio_defined, table["ratio_lower"] - 1.0, table["diff_lower"])
+    high = np.where(ratio_defined, table["ratio_upper"] - 1.0, table["diff_upper"])
+    excludes = (low > 0) | (high < 0)
+    prob = table["prob_higher"].to_numpy()
+    certainty = np.maximum(prob, 1.0 - prob)
+    flag = np.where(excludes, CLEAR, np.where(certainty >= flags.gap_possible, LIKELY, UNCERTAIN))
+    return flag, excludes, certainty, np.where(prob >= 0.5, "higher", "lower")
+
+
+def worst_flag(*columns: pd.Series) -> np.ndarray:
+    """Row by row, the most severe of several reliability flags."""
+    severity = np.max([c.map(SEVERITY).to_numpy() for c in columns], axis=0)
+    return np.array(FLAGS)[severity]
 
 
 def rules_in_words(flags: FlagSpec, proportions: bool) -> str:
