@@ -86,6 +86,22 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
     return ColumnDataSource(data)
 
 
+PANELS_IN_TOOLTIP = 6
+
+
+def panel_tooltips(groups: list, group, gaps: pd.DataFrame | None, unit: str) -> list:
+    """The area, every group's estimate (only the panel's own when there are many panels, as in
+    a space–time map with one per group and period), and the gaps."""
+    shown = groups if len(groups) <= PANELS_IN_TOOLTIP else [group]
+    tooltips = [("area", "@name (@area)")]
+    tooltips += [(f"{g} {unit}".strip(), f"@{{text {g}}}") for g in shown]
+    if gaps is not None:
+        reference = gaps["reference"].iloc[0]
+        compared = [g for g in dict.fromkeys(gaps["group"]) if g in shown]
+        tooltips += [(f"{g} vs {reference}", f"@{{gap {g}}}") for g in compared]
+    return tooltips
+
+
 def ratio_text(ratio: float, lower: float, upper: float) -> str:
     if np.isnan(ratio):
         return "not defined (the reference's posterior reaches 0)"
@@ -107,11 +123,6 @@ def interactive_map(
     path = Path(path)
     source = area_source(estimates, gaps, areas, area_id, column, names or {})
     groups = list(dict.fromkeys(estimates["group"]))
-    tooltips = [("area", "@name (@area)")]
-    tooltips += [(f"{g} {unit}".strip(), f"@{{text {g}}}") for g in groups]
-    if gaps is not None:
-        reference = gaps["reference"].iloc[0]
-        tooltips += [(f"{g} vs {reference}", f"@{{gap {g}}}") for g in dict.fromkeys(gaps["group"])]
     panels = []
     for group in groups:
         plot = figure(title=f"{title}: {group}", match_aspect=True, width=760, height=560,
@@ -120,7 +131,7 @@ def interactive_map(
                             hatch_pattern=f"hatch {group}", hatch_color="#1a1a1a",
                             hatch_alpha=f"hatch alpha {group}",
                             line_color="#4d4d4d", line_width=0.6)  # fmt: skip
-        plot.add_tools(HoverTool(tooltips=tooltips))
+        plot.add_tools(HoverTool(tooltips=panel_tooltips(groups, group, gaps, unit)))
         plot.axis.visible = False
         plot.grid.visible = False
         panels.append(TabPanel(child=plot, title=str(group)))

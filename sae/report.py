@@ -48,7 +48,7 @@ def methods(fit) -> str:
     adjusted = (f" Age-adjusted rates are direct standardisations of the posterior stratum rates by "
                 f"'{s.output.age_stratum}' to the 2000 U.S. standard population (Anderson & Rosenberg 1998)."
                 if s.output.age_stratum else "")  # fmt: skip
-    adjusted += strata_text(s) + censoring_text(fit) + unknown_group_text(fit)
+    adjusted += strata_text(s) + censoring_text(fit) + unknown_group_text(fit) + time_text(fit)
     return (
         f"The data were modelled as {likelihood}. The linear predictor of each area, group and stratum "
         f"is the sum of an intercept, group and stratum effects, covariates "
@@ -60,6 +60,28 @@ def methods(fit) -> str:
         f"Intervals are equal-tailed {s.output.interval:.0%} credible intervals. Gaps are computed draw "
         f"by draw from the same posterior."
     )
+
+
+def time_text(fit) -> str:
+    """The space–time part of the model, and how trends and pooled periods are computed."""
+    if not fit.periods:
+        return ""
+    m, periods = fit.spec.model, fit.periods
+    trend = {"none": "no shared trend", "rw1": "a first-order random walk",
+             "rw2": "a second-order random walk (around a fixed linear trend)"}[m.trend]  # fmt: skip
+    group = {"none": "no group-specific trends", "iid": "independent group × period deviations",
+             "rw1": "a first-order random walk per group",
+             "rw2": "a second-order random walk per group (around a linear trend per group)"}[
+        m.group_trend]  # fmt: skip
+    text = (f" The {len(periods)} periods ({periods[0]}–{periods[-1]}) enter through {trend} "
+            f"shared by all groups and {group}, each random walk scaled so that its σ means the "
+            "same whatever the number of periods (Sørbye & Rue 2014)")  # fmt: skip
+    if m.interaction == "iid":
+        text += (", and independent area × period deviations (the type I interaction of "
+                 "Knorr-Held 2000)")  # fmt: skip
+    return text + (". Changes over time (trends, gap trends, P(narrowing)) and pooled periods "
+                   "are computed draw by draw from the same posterior, so they carry the "
+                   "correlation between periods.")  # fmt: skip
 
 
 def censoring_text(fit) -> str:
@@ -184,6 +206,8 @@ def write_report(fit, directory: Path) -> Path:
         )
     if len(fit.design.groups) > 1:
         parts += gap_sections(fit, maps_dir, names)
+    if fit.periods:
+        parts += time_sections(fit, maps_dir, names)
     parts.append("<h2>Diagnostics</h2>" + table_html(diagnostics_table(fit.diagnostics), 3))
     parts.append("<h2>Data notes</h2>" + data_notes(fit, estimates, names))
     parts.append(
@@ -198,10 +222,17 @@ def write_report(fit, directory: Path) -> Path:
     return path
 
 
+def latest(table: pd.DataFrame, fit) -> pd.DataFrame:
+    """A space–time fit's rows of its latest period (the whole table otherwise)."""
+    if not fit.periods:
+        return table
+    return table[table["period"] == fit.periods[-1]].reset_index(drop=True)
+
+
 def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
-    gaps = fit.gaps()
-    overall = fit.overall()
-    crude = fit.unit_table(("group",))
+    gaps = latest(fit.gaps(), fit)
+    overall = latest(fit.overall(), fit)
+    crude = latest(fit.unit_table(fit._with_period("group")), fit)
     statewide = pd.DataFrame({
         "group": overall["group"], "rate (own population mix)": crude["mean"].round(1),
         "adjusted rate" if fit.spec.output.age_stratum else "rate": overall["mean"].round(1),
@@ -216,10 +247,47 @@ def gap_sections(fit, maps_dir: Path, names: dict) -> list[str]:
     parts = ["<h2>Map-wide rates by group</h2>" + table_html(statewide, 3)]
     if (maps_dir / "gaps.png").is_file():
         parts.append("<h2>Gaps</h2>" + image_html(maps_dir / "gaps.png", "map of gaps"))
+    when = f", {fit.periods[-1]}" if fit.periods else ""
     parts.append(
-        f"<h3>Largest gaps ({escape(gaps['rate_basis'].iloc[0])} rates)</h3>"
+        f"<h3>Largest gaps ({escape(gaps['rate_basis'].iloc[0])} rates{when})</h3>"
         + table_html(top[columns], 2)
     )
+    return parts
+
+
+def time_sections(fit, maps_dir: Path, names: dict) -> list[str]:
+    """Maps by period, the map-wide inequality over time, the gap trends and a few places'
+    charts."""
+    parts = ["<h2>Over time</h2>"]
+    if (maps_dir / "estimates_by_period.png").is_file():
+        parts.append(
+            image_html(maps_dir / "estimates_by_period.png", "maps of estimates by period")
+        )
+    if len(fit.design.groups) > 1:
+        from sae.inequality import ALL_AREAS
+
+        measures = fit.inequality()
+        whole = measures[measures["area"] == ALL_AREAS]
+        columns = ["group", "reference", "period", "rate", "reference_rate", "diff_mean",
+                   "ratio_median", "ratio_lower", "ratio_upper", "excess", "par", "flag"]  # fmt: skip
+        parts.append("<h3>All areas: inequality by period</h3>" + table_html(whole[columns], 2))
+        cumulative = fit.cumulative_excess()
+        total = cumulative[cumulative["area"] == ALL_AREAS]
+        parts.append("<h3>Cumulative excess events, all areas</h3>" + table_html(total[
+            ["group", "reference", "first_period", "last_period", "cumulative_excess",
+             "cumulative_excess_lower", "cumulative_excess_upper", "flag"]], 0))  # fmt: skip
+        trend = fit.gap_trends()
+        trend = trend.assign(name=[names.get(a, a) for a in trend["area"]])
+        top = trend.sort_values("prob_narrowing", ascending=False)
+        columns = ["name", "group", "reference", "first_ratio", "last_ratio", "ratio_change_median",
+                   "ratio_change_lower", "ratio_change_upper", "prob_narrowing", "flag"]  # fmt: skip
+        parts.append("<h3>Where the gap most probably narrowed (first to last period)</h3>"
+                     + table_html(top[columns].head(10), 2))  # fmt: skip
+    charts = (
+        sorted((maps_dir / "trends").glob("*.png"))[:3] if (maps_dir / "trends").is_dir() else []
+    )
+    for chart in charts:
+        parts.append(image_html(chart, f"rates over time in {chart.stem}"))
     return parts
 
 

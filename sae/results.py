@@ -11,6 +11,12 @@ and the error says how to finish; a finished posterior is never thrown away.
     group_correlations.csv   `Fit.group_correlations()`, with group_effects = "mcar"
     estimates_published.csv  with [output] suppress = true: unreliable numbers blanked
                              (`sae.tables.published_estimates`)
+    space–time fits ([data] time): estimates, gaps and overall gain a `period` column, and
+    trends.csv               `Fit.trends()`: each cell's change from the first to the last period
+    gap_trends.csv           `Fit.gap_trends()`: each gap's change, P(narrowing) (with groups)
+    inequality.csv           `Fit.inequality()`: RD, RR, excess, PAR per place × period
+    cumulative_excess.csv    `Fit.cumulative_excess()`, theil.csv `Fit.theil()` (with groups)
+    pooled.csv               `Fit.pooled()`, with [output] pool
     maps/, report.html       with maps=True / report=True (`sae.fit_maps`, `sae.report`)
 """
 
@@ -27,7 +33,9 @@ from sae.store import write_core
 from sae.tables import published_estimates
 
 DERIVED = ("estimates.csv", "estimates_published.csv", "gaps.csv", "gaps_vs_all_groups.csv",
-           "overall.csv", "group_correlations.csv", "maps", "report.html")  # fmt: skip
+           "overall.csv", "group_correlations.csv", "trends.csv", "gap_trends.csv",
+           "inequality.csv", "cumulative_excess.csv", "theil.csv", "pooled.csv", "maps",
+           "report.html")  # fmt: skip
 
 
 def protected_paths(spec: Spec) -> list[Path]:
@@ -112,9 +120,22 @@ def write_tables(fit, directory: Path) -> None:
                    "overall.csv": fit.overall}  # fmt: skip
     if fit.spec.model.group_effects == "mcar":
         tables["group_correlations.csv"] = fit.group_correlations
+    if fit.periods:
+        tables |= time_tables(fit)
     for name, table in tables.items():
         with staged_file(directory / name) as temporary:
             table().to_csv(temporary, index=False)
+
+
+def time_tables(fit) -> dict:
+    """The tables of a space–time fit (see the module's docstring)."""
+    tables = {"trends.csv": fit.trends}
+    if len(fit.design.groups) > 1:
+        tables |= {"gap_trends.csv": fit.gap_trends, "inequality.csv": fit.inequality,
+                   "cumulative_excess.csv": fit.cumulative_excess, "theil.csv": fit.theil}  # fmt: skip
+    if fit.spec.output.pool:
+        tables["pooled.csv"] = fit.pooled
+    return tables
 
 
 def remove(path: Path) -> None:

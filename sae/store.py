@@ -66,6 +66,7 @@ def write_inputs(inputs: Inputs, directory: Path) -> None:
             ],
             "exposure": cells.exposure,
             "groups": list(cells.groups),
+            "periods": list(cells.periods),
             "source": cells.source,
             "area_ids": list(graph.ids),
             "edges": graph.edges.tolist(),
@@ -99,7 +100,9 @@ def read_core(directory: Path):
 
 def read_inputs(directory: Path, area_id: str) -> Inputs:
     meta = json.loads((directory / "inputs.json").read_text(encoding="utf-8"))
+    periods = tuple(meta.get("periods", ()))
     text = ["area", "group", *meta["strata"], "source_row", "variance_source"]
+    text += ["period"] if periods and isinstance(periods[0], str) else []
     text += [c for c in meta["covariates"] if c not in meta["numeric_covariates"]]
     frame = pd.read_csv(
         directory / "cells.csv", dtype={c: str for c in text}, keep_default_na=False,
@@ -112,6 +115,7 @@ def read_inputs(directory: Path, area_id: str) -> Inputs:
         exposure=meta["exposure"],
         groups=tuple(meta["groups"]),
         source=meta["source"],
+        periods=periods,
     )
     graph = AreaGraph(
         ids=tuple(meta["area_ids"]),

@@ -10,10 +10,28 @@ GROUP_EFFECTS = {"none": "no group effects", "iid": "iid group × area effects",
                  "mcar": "correlated BYM2 fields across groups (MCAR)"}  # fmt: skip
 
 
+TIME_WORDS = {"rw1": "a first-order random walk", "rw2": "a second-order random walk",
+              "iid": "iid deviations"}  # fmt: skip
+
+
 def model_words(spec) -> str:
     """e.g. "poisson, BYM2 area effects, iid group × area effects, priors pc"."""
-    return (f"{spec.model.family}, {AREA_EFFECTS[spec.model.spatial]}, "
-            f"{GROUP_EFFECTS[spec.model.group_effects]}, priors {spec.model.priors}")  # fmt: skip
+    words = (f"{spec.model.family}, {AREA_EFFECTS[spec.model.spatial]}, "
+             f"{GROUP_EFFECTS[spec.model.group_effects]}")  # fmt: skip
+    return words + time_words(spec) + f", priors {spec.model.priors}"
+
+
+def time_words(spec) -> str:
+    """e.g. ", trend a first-order random walk, group trends …, iid area × period deviations"."""
+    if spec.data.time is None:
+        return ""
+    m = spec.model
+    parts = [f"trend {TIME_WORDS.get(m.trend, 'none')}"]
+    if m.group_trend != "none":
+        parts.append(f"group trends {TIME_WORDS[m.group_trend]}")
+    if m.interaction == "iid":
+        parts.append("iid area × period deviations")
+    return ", " + ", ".join(parts)
 
 
 def fit_summary(fit) -> str:
@@ -41,7 +59,10 @@ def fit_summary(fit) -> str:
 
 
 def gap_summary(fit) -> str:
-    gaps, overall = fit.gaps(), fit.overall().set_index("group")
+    gaps, overall = fit.gaps(), fit.overall()
+    if fit.periods:  # the latest period's map-wide ratios
+        overall = overall[overall["period"] == fit.periods[-1]]
+    overall = overall.set_index("group")
     counts = gaps["flag"].value_counts()
     reference = fit.reference_group
     ratios = "; ".join(
@@ -52,4 +73,5 @@ def gap_summary(fit) -> str:
         f"  gaps ({gaps['rate_basis'].iloc[0]}): "
         + ", ".join(f"{counts.get(k, 0)} {k}" for k in GAP_FLAGS)
         + f"; map-wide {ratios}"
+        + (f" in {fit.periods[-1]}" if fit.periods else "")
     )
