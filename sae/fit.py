@@ -370,9 +370,9 @@ class Fit:
     def cumulative_excess(self, reference: str | None = None) -> pd.DataFrame:
         """Space–time fits: excess events summed over all periods, per place and group."""
         reference = self._checked_group(reference)
-        _, excess, _, flags = self._place_measures(reference, self._adjusted)
+        _, excess, events, flags = self._place_measures(reference, self._adjusted)
         return tables.with_names(inequality.cumulative_excess(
-            excess, flags, reference, self.spec.output.interval, self.spec.flags), self.inputs)  # fmt: skip
+            excess, events, flags, reference, self.spec.output.interval, self.spec.flags), self.inputs)  # fmt: skip
 
     def theil(self) -> pd.DataFrame:
         """Space–time fits: Theil's T across the groups per place (each area, "all areas") and

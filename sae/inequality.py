@@ -76,11 +76,12 @@ def measure_table(rates: xr.DataArray, excess: xr.DataArray, events: xr.DataArra
     return table[list(MEASURE_COLUMNS)]
 
 
-def cumulative_excess(excess: xr.DataArray, flags: pd.Series, reference: str, interval: float,
-                      flag_spec) -> pd.DataFrame:  # fmt: skip
+def cumulative_excess(excess: xr.DataArray, events: xr.DataArray, flags: pd.Series,
+                      reference: str, interval: float, flag_spec) -> pd.DataFrame:  # fmt: skip
     """Excess events summed over all the periods of `excess` (chain, draw, area, group, period),
-    per place and group other than `reference`, with the interval and P(excess > 0); flagged
-    ``clear`` when the interval excludes 0, and naming the weakest rate involved."""
+    per place and group other than `reference`, with the interval, P(excess > 0) and the
+    cumulative attributable fraction Σ_t EC_t / Σ_t events_t (`events` the expected events, like
+    `excess`); flagged ``clear`` when the interval excludes 0, naming the weakest rate involved."""
     others = [g for g in excess["group"].to_numpy() if g != reference]
     total = excess.sel(group=others).sum("period")
     draws = flatten(total.stack(unit=("area", "group")).transpose("chain", "draw", "unit"))
@@ -92,6 +93,11 @@ def cumulative_excess(excess: xr.DataArray, flags: pd.Series, reference: str, in
     lower, upper = interval_bounds(draws, interval)
     table["cumulative_excess_lower"], table["cumulative_excess_upper"] = lower, upper
     table["prob_higher"] = (draws > 0).mean(axis=0)
+    expected = events.sel(group=others).sum("period").stack(unit=("area", "group"))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        share = draws / flatten(expected.transpose("chain", "draw", "unit"))
+    table["par"] = share.mean(axis=0)
+    table["par_lower"], table["par_upper"] = interval_bounds(share, interval)
     weakest = flags.groupby(level=["area", "group"]).agg(lambda f: worst_flag(f)[0])
     weakest_ref = weakest.xs(reference, level="group")
     involved = pd.Series(worst_flag(
