@@ -174,7 +174,7 @@ class Grid:
             pd.MultiIndex.from_frame(rows[list(unit)])
         )
         within = [*unit, age] if age else list(unit)
-        weights = mix_shares(rows, within, ["group", *self.blocks])
+        weights = mix_shares(rows, within, ["group", *self.blocks], ["group", *self.strata])
         if age:
             weights = weights * rows[age].map(age_weights).to_numpy()
         matrix = sp.csr_array(
@@ -183,13 +183,17 @@ class Grid:
         return units, matrix
 
 
-def mix_shares(rows: pd.DataFrame, within: list[str], classes: list[str]) -> np.ndarray:
-    """Each row's exposure share within its `within` group; map-wide class shares where it has none."""
+def mix_shares(rows: pd.DataFrame, within: list[str], *classes: list[str]) -> np.ndarray:
+    """Each row's exposure share within its `within` group; where it has none, the map-wide
+    shares of its class, trying each list of `classes` in turn (the same period's mix, then every
+    period's, so a period without any data still gets a mix)."""
     total = rows.groupby(within)["exposure"].transform("sum")
-    own = rows["exposure"] / total.where(total > 0)
-    class_total = rows.groupby(classes)["exposure"].transform("sum")
-    fallback = class_total / class_total.groupby([rows[k] for k in within]).transform("sum")
-    return own.fillna(fallback).fillna(0.0).to_numpy()
+    shares = rows["exposure"] / total.where(total > 0)
+    for keys in classes:
+        class_total = rows.groupby(keys)["exposure"].transform("sum")
+        within_total = class_total.groupby([rows[k] for k in within]).transform("sum")
+        shares = shares.fillna(class_total / within_total.where(within_total > 0))
+    return shares.fillna(0.0).to_numpy()
 
 
 def build_design(
@@ -374,10 +378,11 @@ def fill_covariate(frame, full, covariate, areas, area_id, source) -> pd.Series:
     values = full[covariate].fillna(pd.Series(lookup.reindex(index).to_numpy(), index=full.index))
     missing = values.isna()
     if missing.any():
-        where = full.loc[missing, ["area", "group"]].drop_duplicates()
+        keys = ["area", "group", *(["period"] if timed else [])]
+        where = full.loc[missing, keys].drop_duplicates()
         raise SaeInputError(
             f"{source}: covariate {covariate!r} is unknown for cells without data "
-            f"{listing([f'{a}/{g}' for a, g in where.itertuples(index=False)])}, so they cannot be "
+            f"{listing(['/'.join(map(str, k)) for k in where.itertuples(index=False)])}, so they cannot be "
             f"estimated. Add a {covariate!r} column to the areas file, or rows with 0 counts."
         )
     return values

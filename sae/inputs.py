@@ -14,6 +14,7 @@ from pathlib import Path
 import geopandas as gpd
 import pandas as pd
 
+from sae import random_walk
 from sae.areas import build_graph, read_areas
 from sae.cells import CellTable, check_cells, read_cells, read_table
 from sae.errors import SaeInputError, listing
@@ -59,6 +60,7 @@ def load_inputs(
     cell_table = check_cells(table, spec, cells_source)
     graph = build_graph(spec, polygons, cell_table.frame["area"], cells_source)
     check_cells_on_graph(cell_table, graph)
+    check_periods(spec, cell_table)
     odds = spec.model.unknown_group_odds
     if odds is not None and odds.group not in cell_table.groups:
         raise SaeInputError(
@@ -91,6 +93,25 @@ def check_cells_on_graph(cells: CellTable, graph: AreaGraph) -> None:
             f"{cells.source}: area ids not found among the areas: {listing(unknown)}. "
             f"Area ids look like: {listing(graph.ids[:3])}. Check the id column and zero-padding."
         )
+
+
+def check_periods(spec: Spec, cells: CellTable) -> None:
+    """Random walks need enough periods; pooled periods must be periods of the data, in order."""
+    periods, model = cells.periods, spec.model
+    for kind in {model.trend, model.group_trend} & set(random_walk.ORDERS) if periods else ():
+        random_walk.check_length(len(periods), random_walk.order_of(kind))
+    for pool in spec.output.pool:
+        first, last = pool.first, pool.last
+        if (
+            first not in periods
+            or last not in periods
+            or periods.index(first) > periods.index(last)
+        ):
+            raise SaeInputError(
+                f"{spec.source or '<spec>'}: [output] pool = [{pool.first!r}, {pool.last!r}] must name "
+                f"two periods of {cells.source}, the first not later than the last; its periods "
+                f"run from {periods[0]!r} to {periods[-1]!r} (years as numbers, labels in quotes)."
+            )
 
 
 def settle_reference_group(spec: Spec, cells: CellTable) -> str:

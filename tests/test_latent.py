@@ -3,9 +3,11 @@
 sum-to-zero constraints."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from conftest import grid_areas, simulated_cells
 
+from sae import random_walk
 from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.latent import latent_model
@@ -19,7 +21,9 @@ BASE = {"data": {"area_id": "area", "group": "group", "count": "cases", "populat
 def models(model: dict, data: dict | None = None, cells=None):
     areas = grid_areas()
     cells = simulated_cells(areas, seed=5)[0] if cells is None else cells
-    cells = cells.assign(income=np.linspace(1.0, 3.0, len(cells)), region=["n", "s", "e"] * 14)
+    cells = cells.assign(
+        income=np.linspace(1.0, 3.0, len(cells)), region=np.resize(["n", "s", "e"], len(cells))
+    )
     spec = spec_from_dict({"data": {**BASE["data"], "covariates": ["income", "region"],
                                     "categorical": ["region"], **(data or {})}, "model": model})  # fmt: skip
     inputs = load_inputs(spec, cells=cells, areas=areas)
@@ -40,7 +44,12 @@ def random_point(pymc_model, latent, rng):
         value = pymc_model.rvs_to_values[variable]
         shape = pymc_model.initial_point()[value.name].shape
         draw = rng.normal(0.0, 0.5, shape)
-        if variable.name.endswith("_structured"):
+        if variable.name in ("time_structured", "group_time_structured"):
+            block = latent.time_blocks.time if variable.name == "time_structured" else (
+                latent.time_blocks.group_time[0])  # fmt: skip
+            rows = random_walk.constraint_rows(shape[-1], walk_order(latent, block))
+            draw = draw - (draw @ rows.T) @ np.linalg.solve(rows @ rows.T, rows)
+        elif variable.name.endswith("_structured"):
             for nodes in graph.component_nodes():
                 draw[..., nodes] -= draw[..., nodes].mean(axis=-1, keepdims=True)
         point[value.name] = draw
@@ -73,7 +82,30 @@ def random_point(pymc_model, latent, rng):
                 jacobian += np.sum(np.log(distance) - np.log(slope * rho * (1 - rho)))
                 value = np.log(rho / (1 - rho))
             t[field.rho] = value
+    time_latents(point, latent, x, t)
     return point, x, t, jacobian
+
+
+def walk_order(latent, block) -> int:
+    """A random walk's order: the number of constraints on its first column."""
+    return int((latent.constraints[:, [block.start]].toarray() != 0).sum())
+
+
+def time_latents(point: dict, latent, x: np.ndarray, t: np.ndarray) -> None:
+    """The PyMC point's f_t, f_gt and δ_it (and their σ) in the latent model's coordinates."""
+    blocks = latent.time_blocks
+    names = {"time": "time_structured", "area_time": "area_time_z"}
+    if blocks.time is not None:
+        x[blocks.time.start : blocks.time.start + blocks.time.size] = point[names["time"]]
+        t[blocks.time.sigma] = point["time_sigma_log__"]
+    for g, block in enumerate(blocks.group_time):
+        name = "group_time_structured" if "group_time_structured" in point else "group_time_z"
+        x[block.start : block.start + block.size] = point[name][g]
+        t[block.sigma] = point["group_time_sigma_log__"][g]
+    if blocks.area_time is not None:
+        block = blocks.area_time
+        x[block.start : block.start + block.size] = point[names["area_time"]].ravel()
+        t[block.sigma] = point["area_time_sigma_log__"]
 
 
 @pytest.mark.parametrize(
@@ -144,3 +176,26 @@ def test_censored_counts_give_both_methods_the_same_log_density(data):
     pymc_model, latent = models({"group_effects": "iid", **family}, suppressed, suppressed_cells())
     assert latent.design.rows.censored.sum() > 3
     assert_same_log_density(pymc_model, latent, seed=12)
+
+
+def yearly_cells(years: int = 5):
+    """The simulated cells repeated over `years` periods with a trend."""
+    cells = simulated_cells(grid_areas(), seed=5)[0]
+    frames = [cells.assign(year=2010 + k, cases=(cells["cases"] * (1 + 0.05 * k)).round().astype(int))
+              for k in range(years)]  # fmt: skip
+    return pd.concat(frames, ignore_index=True)
+
+
+@pytest.mark.parametrize(
+    "model",
+    [
+        {"group_effects": "iid"},
+        {"group_effects": "iid", "trend": "rw2", "group_trend": "iid", "interaction": "none"},
+        {"group_effects": "bym2", "trend": "none", "group_trend": "rw2"},
+        {"group_effects": "none", "trend": "rw1", "group_trend": "none", "interaction": "iid"},
+    ],
+)
+def test_space_time_models_give_both_methods_the_same_log_density(model):
+    pymc_model, latent = models(model, {"time": "year"}, yearly_cells())
+    assert latent.time_blocks.all  # the time blocks are there
+    assert_same_log_density(pymc_model, latent, seed=13)

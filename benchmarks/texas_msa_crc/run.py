@@ -54,8 +54,10 @@ DATA = {"group": "race", "time": "year", "count": "count", "population": "popula
 def summed_cells() -> pd.DataFrame:
     """The counts summed over the four MSAs: one place, one series per group."""
     raw = pd.read_csv(HERE / "msa_crc_50_79.csv")
-    return raw.groupby(["race", "year"], as_index=False)[["count", "population"]].sum().assign(
-        place="four MSAs"
+    return (
+        raw.groupby(["race", "year"], as_index=False)[["count", "population"]]
+        .sum()
+        .assign(place="four MSAs")
     )
 
 
