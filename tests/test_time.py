@@ -135,11 +135,14 @@ def test_texas_msas_match_surveil():
         "output": {"reference_group": "White"},
     })  # fmt: skip
     fit = sae.fit(spec, cells=cells.assign(place="four MSAs"), progress=False)
-    black = "Black or African American"
-    cumulative = fit.cumulative_excess().query("area == @ALL_AREAS and group == @black").iloc[0]
+    cumulative = fit.cumulative_excess()
+    black = (cumulative["area"] == ALL_AREAS) & (cumulative["group"] == "Black or African American")
+    cumulative = cumulative[black].iloc[0]
     assert cumulative["cumulative_excess"] == pytest.approx(3205, rel=0.03)
     assert cumulative["par"] == pytest.approx(0.27, abs=0.01)
-    yearly = fit.inequality().query("area == @ALL_AREAS and group == @black").set_index("period")
+    yearly = fit.inequality()
+    yearly = yearly[(yearly["area"] == ALL_AREAS) & (yearly["group"] != "Hispanic")]
+    yearly = yearly.set_index("period")
     assert yearly.loc[[1999, 2010, 2017], "excess"].to_numpy() == pytest.approx(
         [94, 209, 200], abs=10
     )
