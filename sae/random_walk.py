@@ -69,8 +69,9 @@ def check_length(periods: int, order: int) -> None:
     if periods <= order:
         raise SaeInputError(
             f"a random walk of order {order} needs at least {order + 1} periods; the data have "
-            f"{periods}. Use more periods, a lower order (rw1), or no trend ([model] trend = "
-            '"none", group_trend = "none").'
+            f"{periods}. Use more periods, "
+            + ("a first-order walk (rw1), " if order > 1 else "")
+            + 'or no trend ([model] trend = "none", group_trend = "none").'
         )
 
 

@@ -175,6 +175,9 @@ class OutputSpec:
     pool: tuple[PeriodPool, ...] = ()  # combined periods, e.g. [[2013, 2017], [2018, 2022]]
 
 
+DERIVED_MODEL_SETTINGS = ("group_effects", "group_trend", "strata_by_group")
+
+
 @dataclass(frozen=True)
 class Spec:
     """A complete, validated description of one fit. Building a model never reads files."""
@@ -187,8 +190,13 @@ class Spec:
     flags: FlagSpec = field(default_factory=FlagSpec)
     output: OutputSpec = field(default_factory=OutputSpec)
     source: Path | None = None
+    # [model] settings left unset and settled from the data's roles (group_effects, group_trend,
+    # strata_by_group): `replace` settles them again when the data change
+    defaulted: tuple[str, ...] = field(default=(), compare=False, repr=False)
 
     def __post_init__(self) -> None:
+        unset = tuple(k for k in DERIVED_MODEL_SETTINGS if getattr(self.model, k) is None)
+        object.__setattr__(self, "defaulted", tuple(dict.fromkeys((*self.defaulted, *unset))))
         if self.model.group_effects is None:
             default = "iid" if self.data.group else "none"
             object.__setattr__(
@@ -254,12 +262,19 @@ class Spec:
                 f"Allowed: title, {', '.join(SECTIONS)}."
             )
         changes: dict[str, Any] = {}
+        model = sections.get("model", {}) if isinstance(sections.get("model", {}), dict) else None
+        if model is not None and self.defaulted:  # settle the defaults again from the new data
+            sections = {**sections, "model": model}
         for name, values in sections.items():
             if name == "title" or not isinstance(values, dict):
                 changes[name] = values
                 continue
-            merged = {**section_as_dict(getattr(self, name)), **values}
+            current = section_as_dict(getattr(self, name))
+            if name == "model":
+                current |= {k: None for k in self.defaulted if k not in values}
+            merged = {**current, **values}
             changes[name] = section_from_dict(name, SECTIONS[name], merged, None, where)
-        spec = dataclasses.replace(self, **changes)
+        defaulted = tuple(k for k in self.defaulted if k not in sections.get("model", {}))
+        spec = dataclasses.replace(self, defaulted=defaulted, **changes)
         check_spec(spec, where)
         return spec
