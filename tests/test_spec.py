@@ -37,3 +37,15 @@ def test_every_bundled_spec_survives_a_toml_round_trip(tmp_path):
         again = load_spec(copy)
         for section in ("data", "graph", "model", "sampler", "flags", "output", "title"):
             assert getattr(again, section) == getattr(spec, section), (path.name, section)
+
+
+def test_replace_settles_the_data_dependent_defaults_again():
+    # Spec() settles group_effects = "none" (no group column); naming a group through replace
+    # must give the group defaults, as a spec file naming it would
+    spec = sae.Spec().replace(data={"area_id": "a", "group": "g", "time": "year", "count": "y",
+                                    "population": "n"})  # fmt: skip
+    assert spec.model.group_effects == "iid" and spec.model.group_trend == "rw1"
+    chosen = spec.replace(model={"group_effects": "none"})
+    assert chosen.model.group_effects == "none"
+    assert chosen.replace(sampler={"draws": 10}).model.group_effects == "none"  # a choice stays
+    assert chosen.replace(data={"group": None}).model.group_trend == "none"

@@ -3,6 +3,10 @@ from a constant one, and do pooled periods beat 5-year averages of the direct ra
 
     .venv/bin/python benchmarks/space_time/run.py [--replications 10]
     .venv/bin/python benchmarks/space_time/run.py --report
+    .venv/bin/python benchmarks/space_time/run.py --example   # the bundled example's data
+
+The example (`cells.csv.gz`, fitted by models/pennsylvania_space_time_simulated.toml) is
+replication 0 of the narrowing scenario, with its true rates in `truth.csv.gz`.
 
 Geometry and populations: the 67 Pennsylvania counties and their white and non-white populations
 (benchmarks/pennsylvania_lung/cells.csv summed over sex and age), the same every year, over 10
@@ -202,5 +206,20 @@ Coverage targets 95% (93–97% is the issue's band). RMSE in cases per 100,000.
     print(text)
 
 
+def write_example() -> None:
+    """Replication 0 of the narrowing scenario: the cells a bundled spec fits, and the truth."""
+    areas = gpd.read_file(ROOT / "shapefiles" / "pennsylvania_counties.gpkg")
+    pops = populations()
+    plain = sae.Spec().replace(data={"area_id": "fips", "group": "race", "count": "cases",
+                                     "population": "population"})  # fmt: skip
+    graph = sae.inputs.load_inputs(plain, cells=pops.assign(cases=0), areas=areas).graph
+    cells = simulate("narrowing", 0, graph, pops)
+    cells.drop(columns="truth").to_csv(HERE / "cells.csv.gz", index=False)
+    cells[["fips", "race", "year", "truth"]].to_csv(HERE / "truth.csv.gz", index=False)
+
+
 if __name__ == "__main__":
-    simulation_main(run, write_report, replications=10)
+    if "--example" in sys.argv:
+        write_example()
+    else:
+        simulation_main(run, write_report, replications=10)
