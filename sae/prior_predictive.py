@@ -7,6 +7,8 @@ so the prior is drawn directly, matching `sae.priors` and `sae.bym2`:
   Beta(½, ½); u ~ N(0, L⁺) on each connected component (eigenvectors of the Laplacian), v ~ N(0, I),
   combined as b = σ(√(ρ/s) u + √(1 − ρ) v), with b = σ v on islands;
 - fixed effects from their normal priors on the scale the model puts them (`PriorSet.fixed_scale`);
+- with periods, f_t, f_gt and δ_it: σ from the same σ prior, random walks u ~ N(0, Q⁻) under their
+  constraints (eigenvectors of Q), scaled by 1/√s (`sae.random_walk`), iid parts N(0, 1);
 - replicated data: Poisson(E θ), Binomial(n, p) or N(η, ψ) for Fay–Herriot models.
 
 `prior_predictive(fit, draws)` returns a DataFrame per draw with the hyperparameters and the
@@ -19,6 +21,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from sae import random_walk
 from sae.predictor import bym2_combination, iid_combination, linear_predictor, structure_weights
 from sae.priors import icar_spectrum, pc_rho_rate, prior_set, rho_from_distance
 
@@ -86,7 +89,39 @@ def draw_parameters(fit, draws: int, rng) -> dict:
         params["group_area_effect"] = draw_field(graph, prior, spectrum, rng, (draws, g))[2]
     elif spec.model.group_effects == "mcar":
         params["group_area_effect"] = draw_mcar(graph, prior, spectrum, rng, draws, g)
+    if design.periods:
+        params |= draw_time_effects(spec, prior, len(design.periods), g, graph.n_areas, rng, draws)
     return params
+
+
+def draw_time_effects(spec, prior, periods: int, groups: int, areas: int, rng, draws: int) -> dict:
+    """f_t, f_gt and δ_it from their priors (see the module's docstring)."""
+    model, effects = spec.model, {}
+
+    def series(kind: str, shape: tuple) -> np.ndarray:
+        sigma = draw_sigma(prior, rng, shape)[..., None]
+        if kind == "iid":
+            return sigma * rng.normal(size=(*shape, periods))
+        return sigma * draw_walk(periods, random_walk.order_of(kind), rng, shape)
+
+    if model.trend != "none":
+        effects["time_effect"] = series(model.trend, (draws,))
+    if model.group_trend != "none":
+        effects["group_time_effect"] = series(model.group_trend, (draws, groups))
+    if model.interaction == "iid":
+        effects["area_time_effect"] = draw_sigma(prior, rng, draws)[:, None, None] * rng.normal(
+            size=(draws, areas, periods)
+        )
+    return effects
+
+
+def draw_walk(periods: int, order: int, rng, shape: tuple) -> np.ndarray:
+    """Scaled random walks under their constraints: shape + (periods,)."""
+    values, vectors = np.linalg.eigh(random_walk.precision(periods, order).toarray())
+    keep = values > 1e-9 * values.max()
+    z = rng.normal(size=(*shape, int(keep.sum())))
+    walk = (z / np.sqrt(values[keep])) @ vectors[:, keep].T
+    return walk / np.sqrt(random_walk.scaling_factor(periods, order))
 
 
 def draw_mcar(graph, prior, spectrum, rng, draws: int, groups: int) -> np.ndarray:
@@ -110,7 +145,7 @@ def prior_predictive(fit, draws: int = 500, seed: int = 0) -> tuple[pd.DataFrame
     rng = np.random.default_rng(seed)
     params = draw_parameters(fit, draws, rng)
     design = fit.design
-    eta = linear_predictor(params, design.area, design.group, design.X)
+    eta = linear_predictor(params, design.area, design.group, design.X, design.period)
     replicated = fit.spec.family.replicate(rng, design.rows, eta)
     summary = pd.DataFrame({"sigma": params["sigma"], "rho": params["rho"],
                             "replicated_total": replicated.sum(axis=1)})  # fmt: skip

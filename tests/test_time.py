@@ -213,3 +213,20 @@ def test_a_saved_space_time_fit_loads_with_its_periods_and_draws_its_charts(tmp_
     assert "Over time" in report and "Cumulative excess" in report
     html = (folder / "maps" / "map.html").read_text(encoding="utf-8")
     assert "B 2015" in html and "A 2010" in html  # one tab per group and period
+
+
+@pytest.mark.parametrize(("periods", "order"), [(5, 1), (19, 1), (10, 2), (30, 2)])
+def test_scaled_random_walks_have_unit_generalised_variance(periods, order):
+    """Sørbye & Rue (2014): after scaling, the geometric mean of the marginal variances is 1
+    whatever the length; draws satisfy the constraints (computed here by simulation)."""
+    from sae import random_walk
+    from sae.prior_predictive import draw_walk
+
+    walks = draw_walk(periods, order, np.random.default_rng(periods), (40_000,))
+    assert np.exp(np.log(walks.var(axis=0)).mean()) == pytest.approx(1.0, abs=0.03)
+    constraints = walks @ random_walk.constraint_rows(periods, order).T
+    assert np.abs(constraints).max() < 1e-9
+    # the unscaled walk's variance grows with its length; the factor takes that out
+    assert random_walk.scaling_factor(2 * periods, order) > random_walk.scaling_factor(
+        periods, order
+    )

@@ -33,7 +33,14 @@ import sae.provenance
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
-CASES = ("scotland", "nc_sids", "nyc", "grid60", "us_counties_5groups", "us_counties_3groups_10years")
+CASES = (
+    "scotland",
+    "nc_sids",
+    "nyc",
+    "grid60",
+    "us_counties_5groups",
+    "us_counties_3groups_10years",
+)
 METHODS = ("laplace", "nuts")
 SPEC_FILES = {"scotland": "scotland_lip_bym2.toml", "nc_sids": "nc_sids_bym2.toml",
               "nyc": "nyc_pedestrian_bym2.toml"}  # fmt: skip
