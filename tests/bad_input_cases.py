@@ -127,6 +127,22 @@ def ragged(csv: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def with_years(change_years, line: str | None = None, section: str = "output", years: int = 3):
+    """The cells repeated for `years` years from 2010 (row r of year k at position k·n + r), the
+    year column changed by `change_years`, and optionally a spec line."""
+
+    def change(w: Workspace) -> None:
+        w.cells = pd.concat(
+            [w.cells.assign(year=2010 + k) for k in range(years)], ignore_index=True
+        )
+        w.cells["year"] = change_years(w.cells["year"].astype(object))
+        w.set_spec("data", 'time = "year"')
+        if line:
+            w.set_spec(section, line)
+
+    return change
+
+
 def output_case(name: str, prepare: Callable[[Workspace], list[str]], error: str) -> Case:
     def change(w: Workspace) -> None:
         w.cli = prepare(w)
@@ -320,6 +336,22 @@ CASES = [
               '"mcar" needs \\[sampler\\] method = "nuts"'),
     Case("unknown count differing between a place's groups", unknown_differs,
          "differs between the groups' rows of the same area at row 2, row 3"),
+    # time ([data] time)
+    spec_case("a trend without a time column", "model", 'trend = "rw2"', "needs \\[data\\] time"),
+    spec_case("pooled periods without a time column", "output", "pool = [[2010, 2012]]",
+              "needs \\[data\\] time"),
+    spec_case("pool not a list of pairs", "output", "pool = [2010, 2012]",
+              r"2010 must be a first and a last period"),
+    Case("time column missing", lambda w: w.set_spec("data", 'time = "year"'),
+         r"missing cell column\(s\) \['year'\]"),
+    Case("a year that is not a whole number", with_years(lambda y: y.where(y.index != 2, "2011.5")),
+         "not whole numbers at row 4"),
+    Case("two rows for one cell and year", with_years(lambda y: y.where(y.index != 42, 2010)),
+         r"more than one row for the same cell \(area, group, period\)"),
+    Case("a pool outside the data's years", with_years(lambda y: y, "pool = [[2010, 2031]]"),
+         "must name two periods"),
+    Case("rw2 on two years", with_years(lambda y: y, 'trend = "rw2"', "model", years=2),
+         "needs at least 3 periods"),
     # the Python API's arguments
     Case("areas= a plain DataFrame", lambda w: setattr(w, "api_areas", pd.DataFrame(w.areas.drop(columns="geometry"))),
          "areas= must be a geopandas GeoDataFrame"),  # fmt: skip
