@@ -228,10 +228,9 @@ class Fit:
         adjusted = self._adjusted
         target, ref, flags, ref_flags = self._compared(reference, adjusted)
         cells = target
-        excess = labelled_cells(self._excess(reference), self.inputs, self.design)
-        excess = excess.sel(group=target["group"])
         parts = []
         for period in self.periods or (None,):
+            excess = self._period_excess(reference, period).sel(group=target["group"])
             pick = (lambda a: a) if period is None else (lambda a, p=period: a.sel(period=p))  # noqa: E731
             of_period = (
                 (lambda f: f) if period is None else (lambda f, p=period: f.xs(p, level="period"))
@@ -239,7 +238,7 @@ class Fit:
             areas = cells["area"].to_numpy()
             period_ref_flags = xr.DataArray(of_period(ref_flags).reindex(areas).to_numpy(),
                                             dims="area", coords={"area": cells["area"]})  # fmt: skip
-            table = tables.gap_table(pick(target), pick(ref), pick(excess), of_period(flags),
+            table = tables.gap_table(pick(target), pick(ref), excess, of_period(flags),
                                      period_ref_flags, reference, self.spec.output.interval,
                                      self.spec.flags)  # fmt: skip
             if period is not None:
@@ -248,6 +247,18 @@ class Fit:
         table = pd.concat(parts, ignore_index=True)
         table["rate_basis"] = RATE_BASIS[adjusted]
         return tables.with_names(table, self.inputs)
+
+    def _period_excess(self, reference: str, period) -> xr.DataArray:
+        """Excess events of one period's cells (chain, draw, area, group), computed from that
+        period's rows only, so memory grows with one period, not all of them (all without time)."""
+        if period is None:
+            return labelled_cells(self._excess(reference), self.inputs, self.design)
+        position = self.periods.index(period)
+        grid, rows = self.design.grid.pooled(position, position, period)
+        draws = posterior.excess_events(self._stratum_rates()[..., rows], grid, self.spec.per,
+                                        None if reference == ALL_GROUPS else reference)  # fmt: skip
+        cells = posterior.labelled(draws).sel(period=period, drop=True)
+        return cells.sel(area=list(self.inputs.graph.ids), group=list(self.design.groups))
 
     def _place_rates(self, adjusted: bool) -> xr.DataArray:
         rates = posterior.labelled(self.rate_draws(self._with_period("area"), adjusted))
