@@ -1,7 +1,7 @@
 """Space–time fits with known truth: do intervals cover, does P(narrowing) tell a narrowing gap
 from a constant one, and do pooled periods beat 5-year averages of the direct rates?
 
-    .venv/bin/python benchmarks/space_time/run.py [--replications 10]
+    .venv/bin/python benchmarks/space_time/run.py [--replications 30]
     .venv/bin/python benchmarks/space_time/run.py --report
     .venv/bin/python benchmarks/space_time/run.py --example   # the bundled example's data
 
@@ -230,4 +230,4 @@ if __name__ == "__main__":
     if "--example" in sys.argv:
         write_example()
     else:
-        simulation_main(run, write_report, replications=10)
+        simulation_main(run, write_report, replications=30)
