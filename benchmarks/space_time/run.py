@@ -190,7 +190,9 @@ def write_report() -> None:
     summary = results.drop(columns="replication").groupby("scenario", sort=False).mean().round(3)
     separation = auc(probs.loc[probs["scenario"] == "narrowing", "prob_narrowing"].to_numpy(),
                      probs.loc[probs["scenario"] == "constant", "prob_narrowing"].to_numpy())  # fmt: skip
-    mostly = results.assign(covered=results["gap trend coverage"] > 0.5).groupby("scenario", sort=False)
+    mostly = results.assign(covered=results["gap trend coverage"] > 0.5).groupby(
+        "scenario", sort=False
+    )
     covered_replications = "; ".join(f"{name} {int(g['covered'].sum())} of {len(g)}"
                                      for name, g in mostly)  # fmt: skip
     text = f"""# Space–time fits with known truth
