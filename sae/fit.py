@@ -339,7 +339,7 @@ class Fit:
         """Space–time fits: estimates for the combined periods of `[output] pool`, from the same
         draws: each cell's rate over a pool is Σ_t E_t θ_t / Σ_t E_t (its years weighted by
         their population; age-adjusted in `adj_*` as the estimates are). `period` holds the
-        pool's label ("2013–2017"); empty without pools."""
+        pool's label ("2013-2017"); empty without pools."""
         return self._cached(("pooled",), lambda: pd.concat(
             [self._pooled(pool) for pool in self.spec.output.pool], ignore_index=True)
             if self.spec.output.pool else pd.DataFrame()).copy()  # fmt: skip

@@ -60,7 +60,7 @@ class PeriodPool:
 
     @property
     def label(self) -> str:
-        return f"{self.first}–{self.last}"
+        return f"{self.first}-{self.last}"  # ASCII: Excel reads a CSV without a BOM as ANSI
 
 
 @dataclass(frozen=True)

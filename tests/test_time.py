@@ -85,16 +85,16 @@ def test_trends_and_gap_trends(toy_fit):
 
 def test_pooled_periods_weight_years_by_population(toy_fit):
     pooled = toy_fit.pooled()
-    assert set(pooled["period"]) == {"2010–2012", "2013–2015"}
+    assert set(pooled["period"]) == {"2010-2012", "2013-2015"}
     yearly = toy_fit.estimates()
     early = yearly[yearly["period"].isin([2010, 2011, 2012])]
     expected = early.groupby(["area", "group"]).apply(
         lambda d: np.average(d["mean"], weights=d["population"]), include_groups=False
     )
-    first = pooled[pooled["period"] == "2010–2012"].set_index(["area", "group"])["mean"]
+    first = pooled[pooled["period"] == "2010-2012"].set_index(["area", "group"])["mean"]
     assert np.allclose(first.reindex(expected.index), expected, rtol=1e-9)
     # the later pool has two years of data (2013 has none): its observed counts say so
-    late = pooled[pooled["period"] == "2013–2015"].set_index(["area", "group"])["population"]
+    late = pooled[pooled["period"] == "2013-2015"].set_index(["area", "group"])["population"]
     one_year = yearly[yearly["period"] == 2014].set_index(["area", "group"])["population"]
     assert np.allclose(late, 2 * one_year.reindex(late.index))
     # three years of data carry more information than one: fewer numbers are model-driven

@@ -135,7 +135,7 @@ def score(fit: sae.Fit, cells: pd.DataFrame) -> dict:
         sums = window.groupby(["fips", "race"])[["cases", "population", "expected"]].sum()
         true_pool = sums["expected"] / sums["population"]
         direct = sums["cases"] / sums["population"] * 1e5
-        label = f"{first}–{last}"
+        label = f"{first}-{last}"
         ours = pooled.xs(label, level="period")["mean"].rename_axis(["fips", "race"])
         pooled_errors.append(ours.reindex(true_pool.index) - true_pool)
         direct_errors.append(direct - true_pool)
