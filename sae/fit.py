@@ -203,12 +203,14 @@ class Fit:
         reference = self._checked_reference(reference)
         return self._cached(("gaps", reference), lambda: self._gaps(reference)).copy()
 
-    def _checked_reference(self, reference: str | None) -> str:
+    def _checked_reference(self, reference: str | None, places: bool = True) -> str:
+        """The reference (default the fit's): a group or, with `places`, "all groups"."""
         reference = reference or self.reference_group
-        if reference != ALL_GROUPS and reference not in self.design.groups:
+        allowed = (*self.design.groups, *((ALL_GROUPS,) if places else ()))
+        if reference not in allowed:
+            also = f" nor {ALL_GROUPS!r}" if places else ""
             raise SaeInputError(
-                f"reference {reference!r} is not a group ({list(self.design.groups)}) "
-                f"nor {ALL_GROUPS!r}."
+                f"reference {reference!r} is not a group ({list(self.design.groups)}){also}."
             )
         return reference
 
@@ -227,21 +229,18 @@ class Fit:
     def _gaps(self, reference: str) -> pd.DataFrame:
         adjusted = self._adjusted
         target, ref, flags, ref_flags = self._compared(reference, adjusted)
-        cells = target
         parts = []
         for period in self.periods or (None,):
             excess = self._period_excess(reference, period).sel(group=target["group"])
-            pick = (lambda a: a) if period is None else (lambda a, p=period: a.sel(period=p))  # noqa: E731
-            of_period = (
-                (lambda f: f) if period is None else (lambda f, p=period: f.xs(p, level="period"))
-            )  # noqa: E731
-            areas = cells["area"].to_numpy()
-            period_ref_flags = xr.DataArray(of_period(ref_flags).reindex(areas).to_numpy(),
-                                            dims="area", coords={"area": cells["area"]})  # fmt: skip
-            table = tables.gap_table(pick(target), pick(ref), excess, of_period(flags),
-                                     period_ref_flags, reference, self.spec.output.interval,
+            one = {} if period is None else {"period": period}
+            period_flags = flags.xs(period, level="period") if one else flags
+            period_ref = ref_flags.xs(period, level="period") if one else ref_flags
+            period_ref = xr.DataArray(period_ref.reindex(target["area"].to_numpy()).to_numpy(),
+                                      dims="area", coords={"area": target["area"]})  # fmt: skip
+            table = tables.gap_table(target.sel(one), ref.sel(one), excess, period_flags,
+                                     period_ref, reference, self.spec.output.interval,
                                      self.spec.flags)  # fmt: skip
-            if period is not None:
+            if one:
                 table.insert(2, "period", period)
             parts.append(table)
         table = pd.concat(parts, ignore_index=True)
@@ -367,7 +366,7 @@ class Fit:
         """Space–time fits: per place (each area, and "all areas") × group × period against the
         reference group: rate difference, rate ratio, excess events and the attributable fraction
         PAR, with intervals and flags (`sae.inequality`)."""
-        reference = self._checked_group(reference)
+        reference = self._checked_reference(reference, places=False)
         return self._cached(("inequality", reference),
                             lambda: self._inequality(reference)).copy()  # fmt: skip
 
@@ -380,7 +379,7 @@ class Fit:
 
     def cumulative_excess(self, reference: str | None = None) -> pd.DataFrame:
         """Space–time fits: excess events summed over all periods, per place and group."""
-        reference = self._checked_group(reference)
+        reference = self._checked_reference(reference, places=False)
         _, excess, events, flags = self._place_measures(reference, self._adjusted)
         return tables.with_names(inequality.cumulative_excess(
             excess, events, flags, reference, self.spec.output.interval, self.spec.flags), self.inputs)  # fmt: skip
@@ -391,23 +390,21 @@ class Fit:
         self._period_range(None, None)
         adjusted = self._adjusted
         rates, _, _, flags = self._place_measures(self.reference_group, adjusted)
-        exposure = self.inputs.cells.frame.groupby(["area", "group", "period"])["exposure"].sum()
-        population = exposure.to_xarray().reindex_like(rates.isel(chain=0, draw=0, drop=True))
-        whole = population.sel(area=[a for a in population["area"].to_numpy()
-                                     if a != inequality.ALL_AREAS]).sum("area")  # fmt: skip
-        population = xr.where(population["area"] == inequality.ALL_AREAS, whole,
-                              population.fillna(0.0)).transpose(*population.dims)  # fmt: skip
+        exposure = self.design.grid.rows.groupby(list(self.cell))["exposure"].sum().to_xarray()
+        population = inequality.with_map(exposure, exposure.sum("area"))
+        population = population.sel(area=rates["area"], group=rates["group"])
         table = inequality.theil_table(rates, population, flags, self.spec.output.interval)
         return tables.with_names(table.assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)
 
     def _place_measures(self, reference: str, adjusted: bool):
         """Rates, excess events and expected events per area and for the whole map (area
-        `inequality.ALL_AREAS`), dims (chain, draw, area, group, period), and their flags."""
+        `inequality.ALL_AREAS`), dims (chain, draw, area, group, period), and their flags;
+        computed once per reference."""
         self._period_range(None, None)
+        return self._cached(("place measures", reference, adjusted),
+                            lambda: self._place_measures_of(reference, adjusted))  # fmt: skip
 
-        def whole_map(draws: xr.DataArray) -> xr.DataArray:
-            return draws.sum("area")
-
+    def _place_measures_of(self, reference: str, adjusted: bool):
         group_period = ("group", "period")
         whole = posterior.labelled(self.rate_draws(group_period, adjusted))
         whole = whole.sel(group=list(self.design.groups), period=list(self.periods))
@@ -415,21 +412,13 @@ class Fit:
         excess = labelled_cells(self._excess(reference), self.inputs, self.design)
         events = labelled_cells(posterior.expected_events(self._stratum_rates(), self.design.grid,
                                                           self.spec.per), self.inputs, self.design)  # fmt: skip
-        excess = inequality.with_map(excess, whole_map(excess))
-        events = inequality.with_map(events, whole_map(events))
+        excess = inequality.with_map(excess, excess.sum("area"))
+        events = inequality.with_map(events, events.sum("area"))
         map_flags = self.unit_table(group_period, adjusted).assign(area=inequality.ALL_AREAS)
         flags = pd.concat(
             [map_flags.set_index(list(self.cell))["flag"], self._cell_flags(adjusted)]
         )
         return rates, excess, events, flags
-
-    def _checked_group(self, reference: str | None) -> str:
-        reference = reference or self.reference_group
-        if reference not in self.design.groups:
-            raise SaeInputError(
-                f"reference {reference!r} is not a group ({list(self.design.groups)})."
-            )
-        return reference
 
     def summary(self) -> str:
         """What an epidemiologist asks first: the model, the data, the draws' quality, the flags."""

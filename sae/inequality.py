@@ -107,15 +107,8 @@ def cumulative_excess(excess: xr.DataArray, events: xr.DataArray, flags: pd.Seri
                                "ratio_upper": np.nan, "diff_lower": lower, "diff_upper": upper,
                                "prob_higher": table["prob_higher"]})  # fmt: skip
     flagged = flag_gaps(comparison, involved, pd.Series(RELIABLE, index=table.index), flag_spec,
-                        interval, ("weakest involved", ""))  # fmt: skip
-    table["flag"] = flagged["flag"]
-    table["flag_reason"] = (
-        flagged["flag_reason"]
-        .str.replace(
-            "; no rate ratio: the reference's posterior reaches 0 (read the difference)", ""
-        )
-        .str.replace("of the difference", "of the excess events")
-    )
+                        interval, ("weakest involved", ""), (None, "excess events"))  # fmt: skip
+    table["flag"], table["flag_reason"] = flagged["flag"], flagged["flag_reason"]
     return table.rename(columns={"prob_higher": "prob_excess"})
 
 

@@ -98,7 +98,8 @@ def check_cells_on_graph(cells: CellTable, graph: AreaGraph) -> None:
 def check_periods(spec: Spec, cells: CellTable) -> None:
     """Random walks need enough periods; pooled periods must be periods of the data, in order."""
     periods, model = cells.periods, spec.model
-    for kind in {model.trend, model.group_trend} & set(random_walk.ORDERS) if periods else ():
+    walks = [k for k in (model.trend, model.group_trend) if k in random_walk.ORDERS]
+    for kind in walks if periods else []:
         random_walk.check_length(len(periods), random_walk.order_of(kind))
     for pool in spec.output.pool:
         first, last = pool.first, pool.last

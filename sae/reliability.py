@@ -211,17 +211,22 @@ GAP_FLAGS = (CLEAR, LIKELY, UNCERTAIN)
 def flag_gaps(
     table: pd.DataFrame, target_flag: pd.Series, reference_flag: pd.Series, flags: FlagSpec,
     interval: float, sides: tuple[str, str] = ("group's", "reference"),
+    measures: tuple[str | None, str] = ("rate ratio", "difference"),
+    directions: tuple[str, str] = ("higher", "lower"),
 ) -> pd.DataFrame:  # fmt: skip
     """Gap flags by the gap's own uncertainty, so that the word and the interval agree.
 
     ``clear``: the interval of the rate ratio excludes 1 (or, where no ratio is defined, the
     difference's excludes 0); ``likely``: P(higher) ≥ `gap_possible` or ≤ 1 − `gap_possible`;
-    ``uncertain`` otherwise. The reason gives P(higher) and names a rate that is not reliable;
-    `sides` names the two rates in it (a trend compares the last period with the first).
+    ``uncertain`` otherwise. The reason gives P(higher) and names a rate that is not reliable.
+    The words are the caller's: `sides` names the two rates (a trend compares the last period
+    with the first), `measures` the ratio and the difference (a ratio of None: there is none by
+    design, so its absence needs no note), `directions` the two ways it can go.
     """
-    flag, excludes, certainty, direction = certainty_flags(table, flags)
+    flag, excludes, certainty, higher = certainty_flags(table, flags)
+    direction = np.where(higher == "higher", *directions)
     ratio_defined = table["ratio_median"].notna()
-    measure = np.where(ratio_defined, "rate ratio", "difference")
+    measure = np.where(ratio_defined, measures[0] or "", measures[1])
     reason = [
         f"the {interval:.0%} interval of the {m} {'excludes' if e else 'includes'} no difference; "
         f"P({d}) = {c:.3f}"
@@ -233,7 +238,7 @@ def flag_gaps(
                 if f != RELIABLE]  # fmt: skip
         if weak:
             reason[i] += "; " + "; ".join(weak)
-        if not ratio_defined.iloc[i]:
+        if not ratio_defined.iloc[i] and measures[0] is not None:
             reason[i] += (
                 "; no rate ratio: the reference's posterior reaches 0 (read the difference)"
             )

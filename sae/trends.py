@@ -105,20 +105,14 @@ def gap_trend_table(target: xr.DataArray, reference: xr.DataArray, label: str, f
     cells += [flags_at(reference_flags, table, p) for p in (first, last)]
     weakest = pd.Series(worst_flag(*cells))
     flagged = flag_gaps(change, weakest, pd.Series(RELIABLE, index=weakest.index), flag_spec,
-                        interval, ("weakest involved", ""))  # fmt: skip
+                        interval, ("weakest involved", ""),
+                        ("change of the rate ratio", "change of the ratio's difference"),
+                        ("the ratio grew", "it shrank"))  # fmt: skip
     table["flag"] = flagged["flag"]
-    table["flag_reason"] = [
-        narrowing_reason(reason, p) for reason, p in
-        zip(flagged["flag_reason"], table["prob_narrowing"], strict=True)
-    ]  # fmt: skip
+    table["flag_reason"] = flagged["flag_reason"] + [
+        f"; P(narrowing) = {p:.3f}" for p in table["prob_narrowing"]
+    ]
     return table[list(GAP_TREND_COLUMNS)]
-
-
-def narrowing_reason(reason: str, prob: float) -> str:
-    """The gap flag's reason in the words of a change: the ratio grew or shrank."""
-    reason = reason.replace("rate ratio", "change of the rate ratio")
-    reason = reason.replace("P(higher)", "P(the ratio grew)").replace("P(lower)", "P(it shrank)")
-    return f"{reason}; P(narrowing) = {prob:.3f}"
 
 
 def flags_at(flags: pd.Series, table: pd.DataFrame, period) -> pd.Series:

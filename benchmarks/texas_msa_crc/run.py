@@ -61,26 +61,25 @@ def summed_cells() -> pd.DataFrame:
     )
 
 
-def one_series_spec(method: str):
+def fit_spec(title: str, area_id: str, model: dict, method: str):
+    """A rw1 per group (no shared trend, no spatial part) plus `model`, White the reference."""
     return spec_from_dict({
-        "title": "Colorectal cancer 50-79, four Texas MSAs summed, 1999-2017",
-        "data": {"area_id": "place", **DATA},
-        "model": {"spatial": "none", "group_effects": "none", "trend": "none",
-                  "group_trend": "rw1", "interaction": "none"},
+        "title": title,
+        "data": {"area_id": area_id, **DATA},
+        "model": {"spatial": "none", "trend": "none", "group_trend": "rw1", **model},
         "output": {"reference_group": WHITE},
         "sampler": {"method": method},
     })  # fmt: skip
+
+
+def one_series_spec(method: str):
+    return fit_spec("Colorectal cancer 50-79, four Texas MSAs summed, 1999-2017", "place",
+                    {"group_effects": "none", "interaction": "none"}, method)  # fmt: skip
 
 
 def areas_spec(method: str):
-    return spec_from_dict({
-        "title": "Colorectal cancer 50-79, four Texas MSAs, 1999-2017",
-        "data": {"area_id": "msa", **DATA},
-        "model": {"spatial": "none", "group_effects": "iid", "trend": "none",
-                  "group_trend": "rw1", "interaction": "iid"},
-        "output": {"reference_group": WHITE},
-        "sampler": {"method": method},
-    })  # fmt: skip
+    return fit_spec("Colorectal cancer 50-79, four Texas MSAs, 1999-2017", "msa",
+                    {"group_effects": "iid", "interaction": "iid"}, method)  # fmt: skip
 
 
 def cumulative(fit) -> pd.Series:
