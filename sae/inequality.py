@@ -28,7 +28,8 @@ from sae.reliability import RELIABLE, flag_gaps, worst_flag
 
 ALL_AREAS = "all areas"  # the place that stands for the whole map
 MEASURE_COLUMNS = (
-    "area", "group", "reference", "period", "rate", "reference_rate",
+    "area", "group", "reference", "period", "rate", "rate_lower", "rate_upper",
+    "reference_rate", "reference_rate_lower", "reference_rate_upper",
     "diff_mean", "diff_lower", "diff_upper", "ratio_median", "ratio_lower", "ratio_upper",
     "prob_higher", "excess", "excess_lower", "excess_upper", "par", "par_lower", "par_upper",
     "flag", "flag_reason",
@@ -60,7 +61,9 @@ def measure_table(rates: xr.DataArray, excess: xr.DataArray, events: xr.DataArra
     index = target.stack(unit=("area", "group", "period"))["unit"].to_index().to_frame(index=False)
     table = pd.concat([index, compare_draws(target_draws, ref_draws, interval)], axis=1)
     table.insert(2, "reference", reference)
-    table["rate"], table["reference_rate"] = target_draws.mean(axis=0), ref_draws.mean(axis=0)
+    for name, draws in (("rate", target_draws), ("reference_rate", ref_draws)):
+        table[name] = draws.mean(axis=0)
+        table[f"{name}_lower"], table[f"{name}_upper"] = interval_bounds(draws, interval)
     excess_draws = stacked(excess.sel(group=others))
     with np.errstate(divide="ignore", invalid="ignore"):  # no population: no fraction (NaN)
         share = excess_draws / stacked(events.sel(group=others))

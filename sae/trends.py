@@ -28,14 +28,16 @@ from sae.posterior import flatten
 from sae.reliability import RELIABLE, flag_gaps, worst_flag
 
 TREND_COLUMNS = (
-    "area", "group", "first_period", "last_period", "first_mean", "last_mean",
-    "ratio_median", "ratio_lower", "ratio_upper", "diff_mean", "diff_lower", "diff_upper",
+    "area", "group", "first_period", "last_period", "first_mean", "first_lower", "first_upper",
+    "last_mean", "last_lower", "last_upper", "ratio_median", "ratio_lower", "ratio_upper", "diff_mean", "diff_lower", "diff_upper",
     "prob_decline", "flag", "flag_reason",
 )  # fmt: skip
 GAP_TREND_COLUMNS = (
     "area", "group", "reference", "first_period", "last_period",
-    "first_ratio", "last_ratio", "ratio_change_median", "ratio_change_lower", "ratio_change_upper",
-    "first_diff", "last_diff", "diff_change_mean", "diff_change_lower", "diff_change_upper",
+    "first_ratio", "first_ratio_lower", "first_ratio_upper", "last_ratio", "last_ratio_lower",
+    "last_ratio_upper", "ratio_change_median", "ratio_change_lower", "ratio_change_upper",
+    "first_diff", "first_diff_lower", "first_diff_upper", "last_diff", "last_diff_lower",
+    "last_diff_upper", "diff_change_mean", "diff_change_lower", "diff_change_upper",
     "prob_narrowing", "prob_narrowing_difference", "flag", "flag_reason",
 )  # fmt: skip
 
@@ -62,7 +64,9 @@ def trend_table(rates: xr.DataArray, flags: pd.Series, first, last, interval: fl
     start, end = pairs(rates, first), pairs(rates, last)
     table = pd.concat([keys_of(rates), compare_draws(end, start, interval)], axis=1)
     table["first_period"], table["last_period"] = first, last
-    table["first_mean"], table["last_mean"] = start.mean(axis=0), end.mean(axis=0)
+    for name, draws in (("first", start), ("last", end)):
+        table[f"{name}_mean"] = draws.mean(axis=0)
+        table[f"{name}_lower"], table[f"{name}_upper"] = interval_bounds(draws, interval)
     table["prob_decline"] = (end < start).mean(axis=0)
     table = pd.concat([table, flag_gaps(table, flags_at(flags, table, last),
                                         flags_at(flags, table, first), flag_spec, interval,
@@ -85,16 +89,18 @@ def gap_trend_table(target: xr.DataArray, reference: xr.DataArray, label: str, f
     change = compare_draws(ratio_t, ratio_1, interval)  # RR_T / RR_1 and P(RR_T > RR_1)
     table = keys_of(target)
     table["reference"], table["first_period"], table["last_period"] = label, first, last
-    table["first_ratio"], table["last_ratio"] = (
-        np.median(ratio_1, axis=0),
-        np.median(ratio_t, axis=0),
-    )
+    for name, ratios, diffs in (("first", ratio_1, diff_1), ("last", ratio_t, diff_t)):
+        table[f"{name}_ratio"] = np.median(ratios, axis=0)
+        table[f"{name}_ratio_lower"], table[f"{name}_ratio_upper"] = interval_bounds(
+            ratios, interval
+        )
+        table[f"{name}_diff"] = diffs.mean(axis=0)
+        table[f"{name}_diff_lower"], table[f"{name}_diff_upper"] = interval_bounds(diffs, interval)
     table["ratio_change_median"] = change["ratio_median"]
     table["ratio_change_lower"], table["ratio_change_upper"] = (
         change["ratio_lower"],
         change["ratio_upper"],
     )
-    table["first_diff"], table["last_diff"] = diff_1.mean(axis=0), diff_t.mean(axis=0)
     steps = diff_t - diff_1
     table["diff_change_mean"] = steps.mean(axis=0)
     table["diff_change_lower"], table["diff_change_upper"] = interval_bounds(steps, interval)

@@ -249,3 +249,15 @@ def test_events_of_unknown_race_are_shared_within_area_and_year():
     assert a["mean"].to_numpy() == pytest.approx(truth, rel=0.06)
     assert (a["crude"].to_numpy() < 0.95 * truth).all()
     assert (estimates["unknown_allocated"] > 0).all()
+
+
+def test_every_number_of_the_time_tables_has_its_interval(toy_fit):
+    """Each point value in trends, gap trends and inequality has lower and upper bounds."""
+    for table in (toy_fit.trends(), toy_fit.gap_trends(), toy_fit.inequality()):
+        points = [c for c in table.columns if c.endswith(("_mean", "_median", "_ratio", "_diff"))
+                  or c in ("rate", "reference_rate", "excess", "par")]  # fmt: skip
+        for column in points:
+            stem = column.removesuffix("_mean").removesuffix("_median")
+            assert {f"{stem}_lower", f"{stem}_upper"} <= set(table.columns), column
+            inside = table[f"{stem}_lower"] <= table[column] + 1e-12
+            assert (inside | table[column].isna()).all(), column
