@@ -106,6 +106,13 @@ class Design:
         intercept = intercept_std - (beta * self.center).sum(axis=-1)
         return self.original_scale(intercept), self.response_scale * beta
 
+    def standardised_coefficients(self, intercept, beta):
+        """The inverse of `reported_coefficients`: β_std and the intercept of the standardised
+        design from the reported α and β."""
+        per_x = beta / self.response_scale
+        intercept_std = (intercept - self.response_center) / self.response_scale
+        return intercept_std + (per_x * self.center).sum(axis=-1), per_x * self.scale
+
     @property
     def terms(self) -> tuple[str, ...]:
         return tuple(term.label for term in self.coding)

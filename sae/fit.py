@@ -268,13 +268,18 @@ class Fit:
                                        None if reference == ALL_GROUPS else reference)  # fmt: skip
 
     def overall(self, reference: str | None = None) -> pd.DataFrame:
-        """Map-wide rate of each group (exposure-weighted over all areas; age-adjusted when the data
-        have an age stratum) and its ratio to the reference group, with intervals (per period in
-        a space–time fit)."""
+        """Map-wide rate of each group and its ratio to the reference group, with intervals (per
+        period in a space–time fit).
+
+        Columns are named as in `estimates`: `mean`, `lower`, `upper`, … are the group's rate over
+        its own population mix; with an age stratum the age-adjusted rate follows as `adj_*`, and
+        the ratios (`rate_basis` says which) compare the age-adjusted rates."""
         reference = reference or self.reference_group
         adjusted = self._adjusted
         unit = self._with_period("group")
-        table = self.unit_table(unit, adjusted)
+        table = tables.with_adjusted(
+            self.unit_table(unit), self.unit_table(unit, True) if adjusted else None
+        )
         draws = posterior.flatten(self.rate_draws(unit, adjusted))
         reference_of = pd.MultiIndex.from_frame(table[list(unit)]).get_indexer(
             pd.MultiIndex.from_frame(table[list(unit)].assign(group=reference))
@@ -419,6 +424,30 @@ class Fit:
             [map_flags.set_index(list(self.cell))["flag"], self._cell_flags(adjusted)]
         )
         return rates, excess, events, flags
+
+    def plot_estimates(self, **overrides):
+        """The estimates map with this fit's defaults: the age-adjusted rate when the data have an
+        age stratum, its units, title and a subtitle that says what is mapped (the latest period
+        of a space–time fit). Any argument of `sae.maps.plot_estimates` overrides them (`ax=` to
+        draw into a figure of your own). Returns the Figure."""
+        from sae.fit_maps import estimates_figure
+
+        return estimates_figure(self, **overrides)
+
+    def plot_gaps(self, reference: str | None = None, **overrides):
+        """The gaps map (rate ratio and P(higher)) against `reference` with this fit's defaults
+        (basis, interval, gap thresholds); arguments of `sae.maps.plot_gaps` override them."""
+        from sae.fit_maps import gaps_figure
+
+        return gaps_figure(self, reference, **overrides)
+
+    def to_geodataframe(self, reference: str | None = None) -> gpd.GeoDataFrame:
+        """The estimates joined to the polygons, one row per area × group (× period), with the
+        gap against `reference` (columns prefixed `gap_`) beside each group's estimate: for GIS
+        work. Written as `maps/estimates.gpkg` with the maps."""
+        from sae.geo_table import estimates_geodataframe
+
+        return estimates_geodataframe(self, reference)
 
     def summary(self) -> str:
         """What an epidemiologist asks first: the model, the data, the draws' quality, the flags."""

@@ -17,6 +17,7 @@ import numpy as np
 
 from sae import maps, time_figures
 from sae.errors import SaeInputError
+from sae.geo_table import write_geopackage
 from sae.interactive import interactive_map
 from sae.summary import model_words
 
@@ -30,40 +31,73 @@ PERIODS_SHOWN = 6
 PLACES_CHARTED = 200
 
 
-def write_maps(fit, directory: Path) -> list[Path]:
-    """All maps of `fit` into `directory` (created); returns the files written."""
+def map_defaults(fit) -> dict:
+    """What the fit's maps show by default: its column (age-adjusted with an age stratum), units,
+    title, subtitle (rate basis, model, latest period) and reliability thresholds."""
+    spec = fit.spec
+    adjusted = spec.output.age_stratum is not None
+    basis = "age-adjusted (2000 U.S. standard), " if adjusted else ""
+    when = f"{fit.periods[-1]}, " if fit.periods else ""
+    return {"column": "adj_mean" if adjusted else "mean", "unit": spec.unit_label,
+            "title": spec.title, "basis": basis,
+            "subtitle": f"{when}{basis}{spec.unit_label}; posterior mean ({model_words(spec)})"}  # fmt: skip
+
+
+def latest_rows(table, fit):
+    """A space–time fit's rows of its latest period (the whole table otherwise)."""
+    if table is None or not fit.periods:
+        return table
+    return table[table["period"] == fit.periods[-1]].reset_index(drop=True)
+
+
+def checked_polygons(fit):
     if fit.inputs.areas is None:
         raise SaeInputError(
             "this fit has no polygons (it used an edge list or no neighbours), so it cannot be "
             "mapped. Give [data] areas = a polygons file to draw maps."
         )
+    return fit.inputs.areas
+
+
+def estimates_figure(fit, **overrides):
+    """`Fit.plot_estimates`: the estimates map with the fit's own defaults (see `map_defaults`),
+    any of `sae.maps.plot_estimates`' arguments overriding them; the latest period of a
+    space–time fit."""
+    defaults = map_defaults(fit)
+    defaults.pop("basis")
+    return maps.plot_estimates(latest_rows(fit.estimates(), fit), checked_polygons(fit),
+                               fit.spec.data.area_id, **(defaults | overrides))  # fmt: skip
+
+
+def gaps_figure(fit, reference: str | None = None, **overrides):
+    """`Fit.plot_gaps`: the gaps map against `reference` with the fit's defaults (its interval and
+    gap thresholds), any of `sae.maps.plot_gaps`' arguments overriding them."""
+    if len(fit.design.groups) < 2:
+        raise SaeInputError("this fit has one group, so there are no gaps between groups to map.")
+    gaps = latest_rows(fit.gaps(reference), fit)
+    d = map_defaults(fit)
+    when = f"{fit.periods[-1]}, " if fit.periods else ""
+    defaults = {"title": f"{fit.spec.title}: gaps against {gaps['reference'].iloc[0]}",
+                "subtitle": f"{when}{d['basis']}rate ratio and P(higher), from the same posterior draws",
+                "interval": fit.spec.output.interval, "likely": fit.spec.flags.gap_possible}  # fmt: skip
+    return maps.plot_gaps(gaps, checked_polygons(fit), fit.spec.data.area_id,
+                          **(defaults | overrides))  # fmt: skip
+
+
+def write_maps(fit, directory: Path) -> list[Path]:
+    """All maps of `fit` into `directory` (created); returns the files written."""
+    areas = checked_polygons(fit)
     directory.mkdir(parents=True, exist_ok=True)
-    spec, areas, area_id = fit.spec, fit.inputs.areas, fit.spec.data.area_id
-    adjusted = spec.output.age_stratum is not None
-    column = "adj_mean" if adjusted else "mean"
-    basis = "age-adjusted (2000 U.S. standard), " if adjusted else ""
-    subtitle = f"{basis}{spec.unit_label}; posterior mean ({model_words(spec)})"
+    spec, area_id, defaults = fit.spec, fit.spec.data.area_id, map_defaults(fit)
     estimates = fit.estimates()
     gaps = fit.gaps() if len(fit.design.groups) > 1 else None
     written = []
-    latest_estimates, latest_gaps = estimates, gaps
     if fit.periods:
-        latest = fit.periods[-1]
-        subtitle = f"{latest}, {subtitle}"
-        latest_estimates = estimates[estimates["period"] == latest]
-        latest_gaps = None if gaps is None else gaps[gaps["period"] == latest]
-        written += time_maps(fit, estimates, gaps, directory, column, basis)
-    fig = maps.plot_estimates(latest_estimates, areas, area_id, column=column,
-                              unit=spec.unit_label, title=spec.title, subtitle=subtitle)  # fmt: skip
-    written += maps.save_figure(fig, directory / "estimates")
+        written += time_maps(fit, estimates, gaps, directory, defaults["column"], defaults["basis"])
+    written += maps.save_figure(estimates_figure(fit), directory / "estimates")
+    written.append(write_geopackage(fit, directory / "estimates.gpkg"))
     if gaps is not None:
-        reference = gaps["reference"].iloc[0]
-        when = f"{fit.periods[-1]}, " if fit.periods else ""
-        fig = maps.plot_gaps(latest_gaps, areas, area_id,
-                             title=f"{spec.title}: gaps against {reference}",
-                             subtitle=f"{when}{basis}rate ratio and P(higher), from the same posterior draws",
-                             interval=spec.output.interval, likely=spec.flags.gap_possible)  # fmt: skip
-        written += maps.save_figure(fig, directory / "gaps")
+        written += maps.save_figure(gaps_figure(fit), directory / "gaps")
         panels, panel_gaps = period_panels(estimates, gaps)
         written.append(
             interactive_map(
@@ -72,7 +106,7 @@ def write_maps(fit, directory: Path) -> list[Path]:
                 area_id,
                 directory / "map.html",
                 gaps=panel_gaps,
-                column=column,
+                column=defaults["column"],
                 title=spec.title,
                 unit=spec.unit_label,
                 names=area_names(fit),

@@ -4,6 +4,8 @@ For place i, group g and reference r (another group, or the place's all-groups r
 
     ratio_ig = θ_ig / θ_ir (reported by its posterior median),   difference_ig = θ_ig − θ_ir,
     prob_higher = P(θ_ig > θ_ir | y),
+    prob_meaningful = P(ratio_ig ≥ t | y) when the median ratio is ≥ 1, else P(ratio_ig ≤ 1/t | y):
+        the probability that the gap is at least of a practical size t ([flags] gap_meaningful_ratio)
     excess_ig = (θ_ig − θ_ir) / per × exposure_ig   (expected excess events in the group)
 
 Because every summary comes from the same draws, the intervals of the ratio and the difference
@@ -18,13 +20,17 @@ import pandas as pd
 ALL_GROUPS = "all groups"  # a reference: the place's rate over all its groups
 GAP_COLUMNS = (
     "area", "group", "reference", "ratio_median", "ratio_lower", "ratio_upper",
-    "diff_mean", "diff_lower", "diff_upper", "prob_higher",
+    "diff_mean", "diff_lower", "diff_upper", "prob_higher", "prob_meaningful",
     "excess", "excess_lower", "excess_upper", "flag", "flag_reason",
 )  # fmt: skip
 
 
-def compare_draws(target: np.ndarray, reference: np.ndarray, interval: float) -> pd.DataFrame:
-    """Ratio and difference summaries and P(target > reference); inputs are (draws, units).
+def compare_draws(
+    target: np.ndarray, reference: np.ndarray, interval: float, meaningful: float | None = None
+) -> pd.DataFrame:
+    """Ratio and difference summaries and P(target > reference); inputs are (draws, units). With
+    `meaningful` (a ratio t > 1), also P(the ratio is at least t, or at most 1/t, on the side of
+    its median): `prob_meaningful`.
 
     The ratio's point value is its posterior median, which is consistent with its reciprocal and
     with P(higher); the difference's is its posterior mean. The ratio is only defined where every
@@ -40,6 +46,9 @@ def compare_draws(target: np.ndarray, reference: np.ndarray, interval: float) ->
                "diff_mean": difference.mean(axis=0)}  # fmt: skip
     columns["diff_lower"], columns["diff_upper"] = interval_bounds(difference, interval)
     columns["prob_higher"] = (target > reference).mean(axis=0)
+    if meaningful is not None:
+        above, below = (ratio >= meaningful).mean(axis=0), (ratio <= 1.0 / meaningful).mean(axis=0)
+        columns["prob_meaningful"] = np.where(median >= 1.0, above, below)
     return pd.DataFrame(columns)
 
 

@@ -33,6 +33,7 @@ from sae.hyperparameter_integration import (
 )
 from sae.laplace import LaplaceEngine, Mode, draw_latent, row_log_weights
 from sae.latent import LatentModel, latent_model
+from sae.posterior import without_baseline
 from sae.spec import Spec
 
 log = logging.getLogger("sae.laplace")
@@ -181,12 +182,11 @@ def common_posterior(
         return values[None, ...]
 
     intercept, beta = design.reported_coefficients(draws["intercept_std"], draws["beta_std"])
+    group_dims, group_effect, compared = without_baseline(one_chain(draws["group_effect"]), design)
     values = {
-        "intercept_std": (("chain", "draw"), one_chain(draws["intercept_std"])),
-        "beta_std": (("chain", "draw", "term"), one_chain(draws["beta_std"])),
         "intercept": (("chain", "draw"), one_chain(intercept)),
         "beta": (("chain", "draw", "term"), one_chain(beta)),
-        "group_effect": (("chain", "draw", "group"), one_chain(draws["group_effect"])),
+        "group_effect": (group_dims, group_effect),
         "area_effect": (("chain", "draw", "area"), one_chain(draws["area_effect"])),
     }  # fmt: skip
     for name, dims in (("group_area_effect", ("group", "area")), ("time_effect", ("period",)),
@@ -203,7 +203,7 @@ def common_posterior(
             values[name] = (("chain", "draw", "group"), one_chain(theta))
     posterior = xr.Dataset(values).assign_coords(
         chain=[0], draw=np.arange(len(draws["theta"])), group=list(design.groups),
-        area=list(graph.ids), term=list(design.terms),
+        area=list(graph.ids), term=list(design.terms), compared_group=compared,
     )  # fmt: skip
     if design.periods:
         posterior = posterior.assign_coords(period=list(design.periods))

@@ -9,6 +9,8 @@ matplotlib's backend (figures are made with `matplotlib.figure.Figure`, not pypl
 
 from __future__ import annotations
 
+import textwrap
+from dataclasses import dataclass
 from pathlib import Path
 
 import geopandas as gpd
@@ -135,20 +137,6 @@ def label_format(low: float, bounds: np.ndarray) -> str:
     return f",.{int(np.clip(1 - np.floor(np.log10(smallest)), 0, 4))}f"
 
 
-def class_legend(bounds: np.ndarray, low: float, cmap, norm, unit: str, fmt: str) -> list[Patch]:
-    edges = [low, *bounds]
-    patches = [
-        Patch(
-            facecolor=cmap(norm((a + b) / 2)),
-            edgecolor=EDGE_COLOUR,
-            label=f"{format(a, fmt)} – {format(b, fmt)}",
-        )  # fmt: skip
-        for a, b in zip(edges[:-1], edges[1:], strict=True)
-    ]
-    patches[0].set_label(f"{patches[0].get_label()}  {unit}")
-    return patches
-
-
 def flag_legend(
     levels=("unreliable", "model-driven", "caution"), no_data: bool = True
 ) -> list[Patch]:
@@ -159,52 +147,130 @@ def flag_legend(
     return patches
 
 
+BASIS_WORDS = {
+    "adj_": ("Age-adjusted rates", "age-adjusted, posterior mean"),
+    "": ("Estimated rates", "posterior mean"),
+    "crude mix": ("Estimated rates, not age-adjusted",
+                  "posterior mean for each cell's own age mix (not age-adjusted)"),
+}  # fmt: skip
+
+
+def estimate_column(estimates: pd.DataFrame, column: str | None) -> str:
+    """The column a map shows by default: the age-adjusted mean when the table has one."""
+    if column is not None:
+        return column
+    return "adj_mean" if "adj_mean" in estimates else "mean"
+
+
+def basis_words(estimates: pd.DataFrame, column: str) -> tuple[str, str]:
+    """Default title and subtitle saying what `column` is: age-adjusted, or (when the table also
+    has age-adjusted rates) explicitly not."""
+    if column.startswith("adj_"):
+        return BASIS_WORDS["adj_"]
+    return BASIS_WORDS["crude mix" if "adj_mean" in estimates else ""]
+
+
 def plot_estimates(
     estimates: pd.DataFrame,
     areas: gpd.GeoDataFrame,
     area_id: str,
-    column: str = "mean",
+    column: str | None = None,
     unit: str = "per 100,000",
     scheme: str = "quantiles",
     k: int = 5,
     breaks=None,
     cmap: str = "YlOrRd",
-    title: str = "Estimated rates",
-    subtitle: str = "",
+    title: str | None = None,
+    subtitle: str | None = None,
     encoding: str = "hatch",
     ax=None,
 ):
     """Small multiples, one panel per group, sharing one classification and colour scale.
 
-    `encoding` shows reliability by "hatch" (unreliable hatched, caution dotted) or "alpha"
-    (value-by-alpha from the relative interval width). `ax`: one matplotlib Axes per group (an
-    Axes or a sequence of them); without it a new Figure is made. Returns the Figure.
+    `column`: by default the age-adjusted mean (`adj_mean`) when the table has one, else `mean`;
+    the default title and subtitle say which. `encoding` shows reliability by "hatch" (unreliable
+    hatched, caution dotted) or "alpha" (value-by-alpha from the relative interval width). `ax`:
+    one matplotlib Axes per group (an Axes or a sequence of them), e.g. inside a figure of your
+    own; the legend and caption then belong to the last of them (nothing is drawn at figure
+    level) and no title is set. Without `ax` a new Figure is made with title, legend and caption.
+    Returns the Figure.
     """
+    column = estimate_column(estimates, column)
+    default_title, default_subtitle = basis_words(estimates, column)
     shapes = projected(areas)
     groups = list(dict.fromkeys(estimates["group"]))
     values = estimates.loc[estimates["has_data"], column].to_numpy(float)
-    bounds = classify(values, scheme, k, breaks)
-    low = float(np.nanmin(values))
-    colours = colormaps[cmap](np.linspace(0.1, 0.95, len(bounds)))
-    listed = ListedColormap(colours)
-    norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
-    if ax is None:
+    classes = Classes.of(values, scheme, k, breaks, cmap)
+    own_figure = ax is None
+    if own_figure:
         fig = Figure(figsize=(5.5 * len(groups), 5.6))
         ax = fig.subplots(1, len(groups), squeeze=False)
     axes = np.ravel(np.asarray(ax, dtype=object))
-    fig = axes[0].figure
     flag_column = "adj_flag" if column.startswith("adj_") else "flag"
-    for ax, group in zip(axes, groups, strict=False):
+    for one, group in zip(axes, groups, strict=False):
         frame = joined(estimates[estimates["group"] == group], shapes, area_id)
-        draw_layer(ax, frame, column, listed, norm, flag_column, encoding)
-        ax.set_title(str(group), fontsize=12)
+        draw_layer(one, frame, column, classes.cmap, classes.norm, flag_column, encoding)
+        one.set_title(str(group), fontsize=12)
     reliability = flag_legend() if encoding == "hatch" else alpha_legend() + flag_legend(())
-    handles = class_legend(bounds, low, listed, norm, unit, label_format(low, bounds)) + reliability
+    handles = classes.legend(unit) + reliability
     caption = CAPTION if encoding == "hatch" else ALPHA_CAPTION
     if censored_cells(estimates).any():
         handles, caption = handles + censored_legend(), caption + CENSORED_CAPTION
+    if not own_figure:
+        legend_below(axes[len(groups) - 1], handles, caption, columns=2)
+        return axes[0].figure
+    title = default_title if title is None else title
+    subtitle = default_subtitle if subtitle is None else subtitle
     decorate(fig, title, subtitle, caption, [(handles, 0.5, 4)])
     return fig
+
+
+@dataclass(frozen=True)
+class Classes:
+    """One classification of a map's values: class upper bounds, colours and labels, shared by
+    the static maps and the interactive map so both show the same key."""
+
+    low: float
+    bounds: np.ndarray
+    colours: np.ndarray
+
+    @classmethod
+    def of(cls, values: np.ndarray, scheme="quantiles", k=5, breaks=None, cmap="YlOrRd"):
+        bounds = classify(values, scheme, k, breaks)
+        colours = colormaps[cmap](np.linspace(0.1, 0.95, len(bounds)))
+        return cls(float(np.nanmin(values)), bounds, colours)
+
+    @property
+    def cmap(self) -> ListedColormap:
+        return ListedColormap(self.colours)
+
+    @property
+    def norm(self) -> BoundaryNorm:
+        return BoundaryNorm([self.low, *self.bounds], len(self.colours), clip=True)
+
+    def index(self, values: np.ndarray) -> np.ndarray:
+        """Each value's class (values beyond the bounds go to the outer classes)."""
+        return np.minimum(np.searchsorted(self.bounds, values), len(self.bounds) - 1)
+
+    def labels(self) -> list[str]:
+        fmt = label_format(self.low, self.bounds)
+        edges = [self.low, *self.bounds]
+        return [f"{format(a, fmt)} – {format(b, fmt)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+
+    def legend(self, unit: str) -> list[Patch]:
+        patches = [Patch(facecolor=colour, edgecolor=EDGE_COLOUR, label=label)
+                   for colour, label in zip(self.colours, self.labels(), strict=True)]  # fmt: skip
+        patches[0].set_label(f"{patches[0].get_label()}  {unit}")
+        return patches
+
+
+def legend_below(ax, handles: list, caption: str, columns: int) -> None:
+    """A legend attached to `ax`, under it, titled with the (wrapped) caption: for maps drawn into
+    a figure of the caller's, where figure-level legends would collide."""
+    legend = ax.legend(handles=handles, loc="upper center", bbox_to_anchor=(0.5, -0.02),
+                       ncol=columns, fontsize=7.5, frameon=False,
+                       title="\n".join(textwrap.wrap(caption, 70)), title_fontsize=7)  # fmt: skip
+    legend._legend_box.align = "left"
 
 
 GAP_BREAKS = np.array([1 / 2, 1 / 1.5, 1 / 1.25, 1 / 1.1, 1.1, 1.25, 1.5, 2.0, np.inf])
@@ -224,11 +290,14 @@ def plot_gaps(
     """For each compared group: the rate ratio (log scale, diverging palette centred at 1) and the
     probability that the group's rate is higher (exceedance), binned at the fit's thresholds: the
     outer bins are the gaps whose `interval` excludes no difference, the middle one those that are
-    uncertain (P(higher) within 1 − `likely` and `likely`). `ax`: an (n_groups, 2) array of Axes;
-    without it a new Figure is made. Returns the Figure."""
+    uncertain (P(higher) within 1 − `likely` and `likely`). `ax`: an (n_groups, 2) array of Axes
+    in a figure of your own (the legends then belong to the last row's Axes, nothing is drawn at
+    figure level); without it a new Figure is made with title, legends and caption. Returns the
+    Figure."""
     shapes = projected(areas)
     groups = list(dict.fromkeys(gaps["group"]))
-    if ax is None:
+    own_figure = ax is None
+    if own_figure:
         ax = Figure(figsize=(11, 4.2 * len(groups) + 2.2)).subplots(len(groups), 2, squeeze=False)
     axes = np.asarray(ax, dtype=object).reshape(len(groups), 2)
     fig = axes[0, 0].figure
@@ -256,6 +325,10 @@ def plot_gaps(
     prob_handles = [Patch(facecolor=prob_colours(i), edgecolor=EDGE_COLOUR, label=label)
                     for i, label in enumerate(prob_labels)]  # fmt: skip
     prob_handles += flag_legend(("uncertain",), no_data=False)
+    if not own_figure:
+        legend_below(axes[-1, 0], ratio_handles, "Rate ratio (posterior median)", columns=3)
+        legend_below(axes[-1, 1], prob_handles, gap_caption(interval, likely), columns=2)
+        return fig
     legends = [(ratio_handles, 0.27, 3), (prob_handles, 0.75, 2)]
     decorate(fig, title, subtitle, gap_caption(interval, likely), legends)
     return fig

@@ -300,8 +300,8 @@ def common_draws(
     """The draws as every method returns them (see `sae.posterior`), with the sample stats."""
     raw = idata.posterior
     values = {name: raw[name] for name in KEPT if name in raw}
-    values["intercept_std"] = design.base_level + raw["intercept_centered"]
-    values["beta_std"] = raw["beta_std"] if design.terms else raw["beta"] * 0.0
+    dims, group_effect, compared = without_baseline(raw["group_effect"].to_numpy(), design)
+    values["group_effect"] = (dims, group_effect)
     if group_effects == "iid":
         effect = iid_combination(raw["group_area_sigma"].to_numpy(), raw["group_area_z"].to_numpy())
     elif group_effects == "bym2":
@@ -316,7 +316,8 @@ def common_draws(
     if group_effects != "none":
         values["group_area_effect"] = (("chain", "draw", "group", "area"), effect)
     posterior = xr.Dataset(values).assign_coords(
-        group=list(design.groups), area=list(graph.ids), term=list(design.terms)
+        group=list(design.groups), area=list(graph.ids), term=list(design.terms),
+        compared_group=compared,
     )
     if design.periods:
         posterior = posterior.assign_coords(period=list(design.periods))

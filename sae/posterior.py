@@ -2,14 +2,14 @@
 
 Every inference method returns an InferenceData whose posterior holds, with dims (chain, draw, …):
 
-    intercept_std                the intercept of the standardised design (the crude level included)
-    beta_std (term)              coefficients of the standardised design
-    group_effect (group)         0 for the baseline group
+    intercept, beta (term)       on the data's original scale (the standardised design's
+                                 coefficients follow from them: `Design.standardised_coefficients`)
+    group_effect (compared_group)  α_g of each group but the baseline (whose α_g is 0, attribute
+                                 `baseline_group`), so no series is constant
     area_effect (area)           b_i
     group_area_effect (group, area)   c_ig, when the model has group effects
     time_effect (period), group_time_effect (group, period), area_time_effect (area, period):
                                  f_t, f_gt and δ_it of a space–time model, those it has
-    intercept, beta (term)       the same on the data's original scale, for reporting
     area_sigma, area_rho, group_area_sigma (group), group_area_rho (group), time_sigma,
     group_time_sigma (group), area_time_sigma: hyperparameters
 
@@ -31,18 +31,38 @@ from sae.predictor import TIME_EFFECTS, linear_predictor
 CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
 
 
-def effects(posterior: xr.Dataset, chain: int) -> dict[str, np.ndarray]:
-    """One chain's draws of the linear predictor's parts, as `linear_predictor` takes them."""
-    params = {
-        "intercept": posterior["intercept_std"].isel(chain=chain).to_numpy(),
-        "group_effect": posterior["group_effect"].isel(chain=chain).to_numpy(),
-        "beta": posterior["beta_std"].isel(chain=chain).to_numpy(),
-        "area_effect": posterior["area_effect"].isel(chain=chain).to_numpy(),
-    }
+def effects(posterior: xr.Dataset, chain: int, design: Design) -> dict[str, np.ndarray]:
+    """One chain's draws of the linear predictor's parts, as `linear_predictor` takes them (on
+    the standardised design)."""
+    one = posterior.isel(chain=chain)
+    intercept, beta = design.standardised_coefficients(
+        one["intercept"].to_numpy(), one["beta"].to_numpy()
+    )
+    params = {"intercept": intercept, "beta": beta, "group_effect": full_group_effect(one, design),
+              "area_effect": one["area_effect"].to_numpy()}  # fmt: skip
     for name in ("group_area_effect", *TIME_EFFECTS):
         if name in posterior:
             params[name] = posterior[name].isel(chain=chain).to_numpy()
     return params
+
+
+def full_group_effect(posterior: xr.Dataset, design: Design) -> np.ndarray:
+    """α_g for every group of the design (0 for the baseline): array (…, group)."""
+    compared = posterior["group_effect"]
+    values = np.zeros((*compared.shape[:-1], len(design.groups)))
+    others = [g for k, g in enumerate(design.groups) if k != design.baseline_group]
+    values[..., [design.groups.index(g) for g in others]] = compared.sel(
+        compared_group=others
+    ).to_numpy()
+    return values
+
+
+def without_baseline(group_effect: np.ndarray, design: Design) -> tuple[tuple, np.ndarray, list]:
+    """(dims, values, coordinate) of the `group_effect` variable: every group's α_g, array
+    (chain, draw, group), less the baseline's constant 0."""
+    keep = [k for k in range(len(design.groups)) if k != design.baseline_group]
+    return (("chain", "draw", "compared_group"), group_effect[..., keep],
+            [design.groups[k] for k in keep])  # fmt: skip
 
 
 def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> np.ndarray:
@@ -50,7 +70,7 @@ def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> 
     grid = design.grid
     chains = []
     for chain in range(posterior.sizes["chain"]):
-        eta = linear_predictor(effects(posterior, chain), grid.area, grid.group, grid.X,
+        eta = linear_predictor(effects(posterior, chain, design), grid.area, grid.group, grid.X,
                                grid.period)  # fmt: skip
         chains.append(family.rate(design.original_scale(eta)) * per)
     return np.stack(chains)
@@ -66,7 +86,7 @@ def data_row_predictor(posterior: xr.Dataset, design: Design) -> np.ndarray:
     """Draws of η for the likelihood's rows (without the offset, which the family adds): array
     (chain, draw, row), the rows keyed by `design.keys`."""
     return np.stack([
-        linear_predictor(effects(posterior, chain), design.area, design.group, design.X,
+        linear_predictor(effects(posterior, chain, design), design.area, design.group, design.X,
                          design.period)
         for chain in range(posterior.sizes["chain"])
     ])  # fmt: skip

@@ -28,15 +28,9 @@ from pathlib import Path
 from sae.errors import SaeInputError, SaeOutputError
 from sae.gaps import ALL_GROUPS
 from sae.spec import Spec
-from sae.staging import check_output_folder, staged_directory, staged_file
+from sae.staging import DERIVED_NAMES, check_output_folder, staged_directory, staged_file
 from sae.store import write_core
 from sae.tables import published_estimates
-
-DERIVED = ("estimates.csv", "estimates_published.csv", "gaps.csv", "gaps_vs_all_groups.csv",
-           "overall.csv", "group_correlations.csv", "trends.csv", "gap_trends.csv",
-           "inequality.csv", "cumulative_excess.csv", "theil.csv", "pooled.csv", "maps",
-           "report.html")  # fmt: skip
-
 
 def protected_paths(spec: Spec) -> list[Path]:
     """The spec and the files it reads: no results folder may hold them."""
@@ -70,7 +64,7 @@ def save_results(
             write_derived(fit, staging, maps or report, report)
         except Exception as err:  # noqa: BLE001 - the posterior is published whatever failed
             failure = err
-            for name in DERIVED:
+            for name in DERIVED_NAMES:
                 remove(staging / name)
     if failure is not None:
         raise SaeOutputError(

@@ -160,6 +160,7 @@ class FlagSpec:
     max_rhat: float = 1.01
     min_ess: float = 400.0
     gap_possible: float = 0.80  # a gap is "likely" when P(higher) ≥ this (or ≤ 1 − this)
+    gap_meaningful_ratio: float = 1.1  # prob_meaningful: P(ratio ≥ this, or ≤ its reciprocal)
 
 
 @dataclass(frozen=True)

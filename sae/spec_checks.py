@@ -59,6 +59,7 @@ RANGES = {
     ("flags", "max_rhat"): (1.0, math.inf, False, True),
     ("flags", "min_ess"): (0.0, math.inf, True, True),
     ("flags", "gap_possible"): (0.5, 1.0, False, False),
+    ("flags", "gap_meaningful_ratio"): (1.0, math.inf, False, False),
     ("flags", "min_data_share"): (0.0, 1.0, True, True),
     ("output", "per"): (0.0, math.inf, False, False),
     ("output", "interval"): (0.0, 1.0, False, False),

@@ -23,9 +23,14 @@ from sae.errors import SaeOutputError, listing
 PROVENANCE = "provenance.json"
 WRITTEN_BY = "sae"
 STAGING_TAG = ".sae-staging-"
+# what `sae.results` writes beside the core; everything but the core is rewritten by `sae report`
+DERIVED_NAMES = ("estimates.csv", "estimates_published.csv", "estimates_table.csv", "gaps.csv",
+                 "gaps_table.csv", "gaps_vs_all_groups.csv", "overall.csv",
+                 "group_correlations.csv", "trends.csv", "gap_trends.csv", "inequality.csv",
+                 "cumulative_excess.csv", "theil.csv", "pooled.csv", "maps", "report.html",
+                 "profiles")  # fmt: skip
 OUTPUT_NAMES = frozenset({
-    "posterior.nc", "estimates.csv", "gaps.csv", "gaps_vs_all_groups.csv", "overall.csv",
-    "diagnostics.json", "spec.toml", PROVENANCE, "inputs", "maps", "report.html",
+    "posterior.nc", "diagnostics.json", "spec.toml", PROVENANCE, "inputs", *DERIVED_NAMES
 })  # fmt: skip
 
 

@@ -68,17 +68,23 @@ def estimates_table(
     cells: pd.DataFrame, adjusted: pd.DataFrame | None, exposure: str, direct: bool, inputs: Inputs
 ) -> pd.DataFrame:
     """The cells' table in the documented column order, with `adj_*` columns when age-adjusted."""
-    table = cells.copy()
-    if adjusted is not None:
-        for column in ADJUSTED_COLUMNS:
-            table[f"adj_{column}"] = adjusted[column].to_numpy()
-    table = table.rename(columns={"exposure": exposure})
+    table = with_adjusted(cells, adjusted).rename(columns={"exposure": exposure})
     if direct:
         table = table.drop(columns=["observed"])
     first = [c.format(exposure=exposure) for c in (DIRECT_COLUMNS if direct else ESTIMATE_COLUMNS)]
     if "period" in table:
         first.insert(2, "period")
     return with_names(table[first + [c for c in table.columns if c not in first]], inputs)
+
+
+def with_adjusted(table: pd.DataFrame, adjusted: pd.DataFrame | None) -> pd.DataFrame:
+    """`table` (rates for each unit's own population mix, unprefixed) with the age-adjusted rates
+    of the same units beside them as `adj_*` columns: one naming in every table sae writes."""
+    table = table.copy()
+    if adjusted is not None:
+        for column in ADJUSTED_COLUMNS:
+            table[f"adj_{column}"] = adjusted[column].to_numpy()
+    return table
 
 
 def published_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
@@ -110,7 +116,7 @@ def gap_table(
     per_block = max(1, CELLS_PER_BLOCK // target.sizes["group"])
     table = pd.concat([
         compare_block(target.isel(area=block), reference.isel(area=block), excess.isel(area=block),
-                      interval)
+                      interval, flag_spec.gap_meaningful_ratio)
         for block in (slice(start, start + per_block)
                       for start in range(0, target.sizes["area"], per_block))
     ], ignore_index=True)  # fmt: skip
@@ -126,11 +132,11 @@ def gap_table(
     return pd.concat([table, gap_flags], axis=1)[list(GAP_COLUMNS)]
 
 
-def compare_block(target, reference, excess, interval: float) -> pd.DataFrame:
+def compare_block(target, reference, excess, interval: float, meaningful: float) -> pd.DataFrame:
     """Gap summaries for a block of areas, pairs in (area, group) order."""
     pairs = target.stack(unit=("area", "group")).transpose("chain", "draw", "unit")
     compared = reference.broadcast_like(target).stack(unit=("area", "group")).transpose(*pairs.dims)
-    table = compare_draws(flatten(pairs), flatten(compared), interval)
+    table = compare_draws(flatten(pairs), flatten(compared), interval, meaningful)
     excess_draws = flatten(excess.stack(unit=("area", "group")).transpose(*pairs.dims))
     table["excess"] = excess_draws.mean(axis=0)
     table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)

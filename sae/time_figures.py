@@ -11,22 +11,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from matplotlib import colormaps
-from matplotlib.colors import BoundaryNorm, ListedColormap
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.ticker import ScalarFormatter
 
-from sae.maps import (
-    CAPTION,
-    class_legend,
-    classify,
-    decorate,
-    draw_layer,
-    flag_legend,
-    joined,
-    label_format,
-    projected,
-)
+from sae.maps import CAPTION, Classes, decorate, draw_layer, flag_legend, joined, projected
 
 GROUP_COLOURS = colormaps["tab10"]  # distinguishable in colour-blind simulations for ≤ 4 lines
 TREND_CAPTION = (
@@ -45,11 +34,7 @@ def plot_estimates_by_period(estimates: pd.DataFrame, areas, area_id: str, colum
     periods = list(dict.fromkeys(estimates["period"])) if periods is None else list(periods)
     groups = list(dict.fromkeys(estimates["group"]))
     shown = estimates[estimates["period"].isin(periods)]
-    values = shown.loc[shown["has_data"], column].to_numpy(float)
-    bounds = classify(values, "quantiles", k)
-    low = float(np.nanmin(values))
-    listed = ListedColormap(colormaps[cmap](np.linspace(0.1, 0.95, len(bounds))))
-    norm = BoundaryNorm([low, *bounds], listed.N, clip=True)
+    classes = Classes.of(shown.loc[shown["has_data"], column].to_numpy(float), k=k, cmap=cmap)
     shapes = projected(areas)
     fig = Figure(figsize=(2.6 * len(periods), 2.7 * len(groups) + 2.4))
     axes = fig.subplots(len(groups), len(periods), squeeze=False)
@@ -57,11 +42,10 @@ def plot_estimates_by_period(estimates: pd.DataFrame, areas, area_id: str, colum
     for row, group in enumerate(groups):
         for col, period in enumerate(periods):
             part = shown[(shown["group"] == group) & (shown["period"] == period)]
-            draw_layer(axes[row, col], joined(part, shapes, area_id), column, listed, norm,
-                       flag_column)  # fmt: skip
+            draw_layer(axes[row, col], joined(part, shapes, area_id), column, classes.cmap,
+                       classes.norm, flag_column)  # fmt: skip
             axes[row, col].set_title(f"{group}, {period}", fontsize=9)
-    handles = class_legend(bounds, low, listed, norm, unit, label_format(low, bounds))
-    decorate(fig, title, subtitle, CAPTION, [(handles + flag_legend(), 0.5, 5)])
+    decorate(fig, title, subtitle, CAPTION, [(classes.legend(unit) + flag_legend(), 0.5, 5)])
     return fig
 
 
