@@ -255,7 +255,10 @@ class Classes:
     def labels(self) -> list[str]:
         fmt = label_format(self.low, self.bounds)
         edges = [self.low, *self.bounds]
-        return [f"{format(a, fmt)} – {format(b, fmt)}" for a, b in zip(edges[:-1], edges[1:], strict=True)]
+        return [
+            f"{format(a, fmt)} – {format(b, fmt)}"
+            for a, b in zip(edges[:-1], edges[1:], strict=True)
+        ]
 
     def legend(self, unit: str) -> list[Patch]:
         patches = [Patch(facecolor=colour, edgecolor=EDGE_COLOUR, label=label)

@@ -37,6 +37,7 @@ from sae.design import Design
 from sae.diagnostics import Diagnostics, mcmc_diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
+from sae.posterior import without_baseline
 from sae.predictor import (
     TIME_EFFECTS,
     bym2_combination,
@@ -316,7 +317,9 @@ def common_draws(
     if group_effects != "none":
         values["group_area_effect"] = (("chain", "draw", "group", "area"), effect)
     posterior = xr.Dataset(values).assign_coords(
-        group=list(design.groups), area=list(graph.ids), term=list(design.terms),
+        group=list(design.groups),
+        area=list(graph.ids),
+        term=list(design.terms),
         compared_group=compared,
     )
     if design.periods:

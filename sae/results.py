@@ -32,6 +32,7 @@ from sae.staging import DERIVED_NAMES, check_output_folder, staged_directory, st
 from sae.store import write_core
 from sae.tables import published_estimates
 
+
 def protected_paths(spec: Spec) -> list[Path]:
     """The spec and the files it reads: no results folder may hold them."""
     paths = [spec.source, spec.data.cells, spec.data.areas, spec.graph.edges,
