@@ -3,6 +3,7 @@
 sae fit SPEC --out DIR [--maps] [--report] [--force]   fit a spec, write results (and maps, report)
 sae map DIR [--force]                                  draw the maps of a saved fit into DIR/maps
 sae report DIR [--force]                               write DIR/report.html (and missing tables, maps)
+sae report DIR --place ID|all                          a printable one-page profile per place
 sae validate [--quick] [--out FILE]                    reproduce published results
 sae batch SPEC... --out DIR [--scheduler ADDR]         many fits at once on Dask (sae.batch)
 
@@ -74,6 +75,12 @@ def parser() -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=text)
         sub.add_argument("directory", type=Path, help="a directory written by sae fit")
         sub.add_argument("--force", action="store_true", help="replace existing maps / report")
+        if name == "report":
+            sub.add_argument(
+                "--place", metavar="ID",
+                help="write a printable one-page profile of this place (an area id, or 'all') "
+                "to DIR/profiles/ instead of the report",
+            )  # fmt: skip
     return main_parser
 
 
@@ -179,12 +186,27 @@ def run_report(args: argparse.Namespace) -> int:
     from sae.results import write_tables
 
     use_file_backend()
+    if args.place is not None:
+        return run_profiles(args)
     if (args.directory / "report.html").exists() and not args.force:
         raise SaeOutputError(f"{args.directory}/report.html exists; use --force to write it again.")
     fit = sae.load(args.directory)
     if not (args.directory / "estimates.csv").is_file():
         write_tables(fit, args.directory)
     print(f"report written to {write_report(fit, args.directory)}")
+    return 0
+
+
+def run_profiles(args: argparse.Namespace) -> int:
+    import sae
+    from sae.profiles import write_profiles
+
+    folder = args.directory / "profiles"
+    if args.place == "all" and folder.is_dir() and any(folder.iterdir()) and not args.force:
+        raise SaeOutputError(f"{folder} exists; use --force to write the profiles again.")
+    fit = sae.load(args.directory)
+    written = write_profiles(fit, args.directory, args.place)
+    print(f"{len(written)} profile page(s) written to {folder}/")
     return 0
 
 

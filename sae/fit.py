@@ -425,6 +425,14 @@ class Fit:
         )
         return rates, excess, events, flags
 
+    def inference_data(self) -> az.InferenceData:
+        """The draws with the data behind them, for ArviZ (`az.loo`, `az.plot_ppc`, …):
+        posterior, observed_data, constant_data, log_likelihood and posterior_predictive, rows
+        labelled by their keys (`sae.inference_data`). What `posterior.nc` holds."""
+        from sae.inference_data import complete_inference_data
+
+        return self._cached(("inference data",), lambda: complete_inference_data(self))
+
     def plot_estimates(self, **overrides):
         """The estimates map with this fit's defaults: the age-adjusted rate when the data have an
         age stratum, its units, title and a subtitle that says what is mapped (the latest period

@@ -1,4 +1,10 @@
-"""A self-contained interactive HTML map: one tab per group, a tooltip per area.
+"""A self-contained interactive HTML map: one tab per group, a tab per gap, a tooltip per area.
+
+Each tab carries its colour key, drawn in the same classes and colours as the static map
+(`sae.maps.Classes` for the estimates, `sae.maps.GAP_BREAKS` for the rate ratios), with the
+hatching and grey explained beside it. A gap tab shows each place's rate ratio against the
+reference, hatched where the gap is uncertain, and its tooltip the ratio, its interval and
+P(higher). Tooltips name the place.
 
 BokehJS is written inline (``bokeh.resources.INLINE``), so the page opens with no network, no CDN
 and no web tiles. Colours, hatching and greys follow `sae.maps`: unreliable cells hatched, caution
@@ -22,11 +28,17 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from matplotlib import colormaps
 
-from sae.maps import CAPTION, NO_DATA_COLOUR, censored_cells, classify, projected
+from sae.maps import CAPTION, GAP_BREAKS, NO_DATA_COLOUR, Classes, censored_cells, projected
+from sae.publication import shown, side_safe
 from sae.staging import staged_file
 
-BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "reliable": " "}
-HATCH_ALPHA = {"unreliable": 0.85, "model-driven": 0.7, "caution": 0.35, "reliable": 0.0}
+BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "uncertain": ".",
+               "reliable": " ", "clear": " ", "likely": " "}  # fmt: skip
+HATCH_ALPHA = {"unreliable": 0.85, "model-driven": 0.7, "caution": 0.35, "uncertain": 0.35,
+               "reliable": 0.0, "clear": 0.0, "likely": 0.0}  # fmt: skip
+GAP_COLOURS = colormaps["PuOr_r"](np.linspace(0.05, 0.95, len(GAP_BREAKS)))  # as `plot_gaps`
+GAP_LABELS = ("< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
+              "1.25–1.5", "1.5–2", "> 2")  # fmt: skip
 
 
 def polygon_coordinates(geometry) -> tuple[list, list]:
@@ -50,14 +62,11 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
     data = {"xs": [c[0] for c in coordinates], "ys": [c[1] for c in coordinates],
             "area": shapes["area"].tolist(),
             "name": [names.get(area, area) for area in shapes["area"]]}  # fmt: skip
-    values = estimates.loc[estimates["has_data"], column].to_numpy(float)
-    bounds = classify(values)
-    colours = colormaps["YlOrRd"](np.linspace(0.1, 0.95, len(bounds)))
+    classes = Classes.of(estimates.loc[estimates["has_data"], column].to_numpy(float))
     flag_column = "adj_flag" if column.startswith("adj_") else "flag"
     for group, rows in estimates.groupby("group", sort=False):
         rows = rows.set_index("area").reindex(shapes["area"])
-        classes = np.minimum(np.searchsorted(bounds, rows[column].to_numpy()), len(bounds) - 1)
-        fill = [mcolors.to_hex(colours[c]) for c in classes]
+        fill = [mcolors.to_hex(classes.colours[c]) for c in classes.index(rows[column].to_numpy())]
         has_data = rows["has_data"].fillna(False).to_numpy(bool)
         data[f"fill {group}"] = [
             f if ok else NO_DATA_COLOUR for f, ok in zip(fill, has_data, strict=True)
@@ -77,13 +86,19 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
     if gaps is not None:
         for group, rows in gaps.groupby("group", sort=False):
             rows = rows.set_index("area").reindex(shapes["area"])
+            ratio_class = np.searchsorted(GAP_BREAKS, rows["ratio_median"].to_numpy())
+            defined = rows["ratio_median"].notna().to_numpy()
+            data[f"gap fill {group}"] = [mcolors.to_hex(GAP_COLOURS[c]) if ok else NO_DATA_COLOUR
+                                         for c, ok in zip(ratio_class, defined, strict=True)]  # fmt: skip
+            data[f"hatch gap {group}"] = rows["flag"].map(BOKEH_HATCH).fillna(" ").tolist()
+            data[f"hatch alpha gap {group}"] = rows["flag"].map(HATCH_ALPHA).fillna(0.0).tolist()
             data[f"gap {group}"] = [
                 f"ratio {ratio_text(r, lo, hi)}, P(higher) {p:.2f}, {flag}"
                 for r, lo, hi, p, flag in zip(rows["ratio_median"], rows["ratio_lower"],
                                               rows["ratio_upper"], rows["prob_higher"], rows["flag"],
                                               strict=True)
             ]  # fmt: skip
-    return ColumnDataSource(data)
+    return ColumnDataSource(data), classes
 
 
 PANELS_IN_TOOLTIP = 6
@@ -105,7 +120,8 @@ def panel_tooltips(groups: list, group, gaps: pd.DataFrame | None, unit: str) ->
 def ratio_text(ratio: float, lower: float, upper: float) -> str:
     if np.isnan(ratio):
         return "not defined (the reference's posterior reaches 0)"
-    return f"{ratio:.2f} [{lower:.2f}, {upper:.2f}]"
+    ratio, lower, upper = (shown(v, 2) for v in side_safe([ratio, lower, upper], 2))
+    return f"{ratio} [{lower}, {upper}]"
 
 
 def interactive_map(
@@ -119,24 +135,61 @@ def interactive_map(
     unit: str = "",
     names: dict | None = None,
 ) -> Path:
-    """Write the map to `path` (one self-contained HTML file) and return the path."""
+    """Write the map to `path` (a str or Path; one self-contained HTML file) and return the
+    path."""
     path = Path(path)
-    source = area_source(estimates, gaps, areas, area_id, column, names or {})
+    source, classes = area_source(estimates, gaps, areas, area_id, column, names or {})
     groups = list(dict.fromkeys(estimates["group"]))
-    panels = []
-    for group in groups:
-        plot = figure(title=f"{title}: {group}", match_aspect=True, width=760, height=560,
-                      tools="pan,wheel_zoom,reset,save", toolbar_location="above")  # fmt: skip
-        plot.multi_polygons(xs="xs", ys="ys", source=source, fill_color=f"fill {group}",
-                            hatch_pattern=f"hatch {group}", hatch_color="#1a1a1a",
-                            hatch_alpha=f"hatch alpha {group}",
-                            line_color="#4d4d4d", line_width=0.6)  # fmt: skip
-        plot.add_tools(HoverTool(tooltips=panel_tooltips(groups, group, gaps, unit)))
-        plot.axis.visible = False
-        plot.grid.visible = False
-        panels.append(TabPanel(child=plot, title=str(group)))
+    key = legend_html(list(zip(classes.colours, classes.labels(), strict=True)),
+                      unit, FLAG_KEY)  # fmt: skip
+    panels = [TabPanel(child=column_layout(
+        map_figure(source, f"{title}: {group}", f"fill {group}", group,
+                   panel_tooltips(groups, group, gaps, unit)), Div(text=key, width=760)),
+        title=str(group)) for group in groups]  # fmt: skip
+    if gaps is not None:
+        reference = gaps["reference"].iloc[0]
+        gap_key = legend_html(list(zip(GAP_COLOURS, GAP_LABELS, strict=True)),
+                              f"rate ratio to {reference}", GAP_FLAG_KEY)  # fmt: skip
+        for group in dict.fromkeys(gaps["group"]):
+            tooltips = [("area", "@name (@area)"), (f"{group} vs {reference}", f"@{{gap {group}}}")]
+            plot = map_figure(source, f"{title}: {group} / {reference}, rate ratio",
+                              f"gap fill {group}", f"gap {group}", tooltips)  # fmt: skip
+            panels.append(TabPanel(child=column_layout(plot, Div(text=gap_key, width=760)),
+                                   title=f"gap: {group} vs {reference}"))  # fmt: skip
     caption = Div(text=escape(CAPTION), width=760)
     html = file_html(column_layout(Tabs(tabs=panels), caption), INLINE, title=title)
     with staged_file(path) as temporary:
         temporary.write_text(html, encoding="utf-8")
     return path
+
+
+FLAG_KEY = (("////", "unreliable"), ("\\\\", "model-driven"), ("····", "caution"))
+GAP_FLAG_KEY = (("////", "unreliable"), ("····", "uncertain gap"))
+
+
+def map_figure(source, title: str, fill: str, layer: str, tooltips: list):
+    """One tab's choropleth: colours from the source's `fill` column, hatching from the
+    `layer`'s flags."""
+    plot = figure(title=title, match_aspect=True, width=760, height=560,
+                  tools="pan,wheel_zoom,reset,save", toolbar_location="above")  # fmt: skip
+    plot.multi_polygons(xs="xs", ys="ys", source=source, fill_color=fill,
+                        hatch_pattern=f"hatch {layer}", hatch_color="#1a1a1a",
+                        hatch_alpha=f"hatch alpha {layer}", line_color="#4d4d4d",
+                        line_width=0.6)  # fmt: skip
+    plot.add_tools(HoverTool(tooltips=tooltips))
+    plot.axis.visible = False
+    plot.grid.visible = False
+    return plot
+
+
+def legend_html(classes: list[tuple], unit: str, flags: tuple) -> str:
+    """The colour key as HTML: a swatch per class, then the hatching and the grey of no data."""
+    swatch = ('<span class="sae-key" style="display:inline-block;margin:2px 10px 2px 0">'
+              '<span style="display:inline-block;width:14px;height:14px;background:{colour};'
+              'border:1px solid #4d4d4d;vertical-align:middle;margin-right:4px"></span>{label}</span>')  # fmt: skip
+    items = [swatch.format(colour=mcolors.to_hex(c), label=escape(label)) for c, label in classes]
+    items += [f'<span class="sae-key" style="margin-right:10px"><b>{escape(p)}</b> {escape(w)}</span>'
+              for p, w in flags]  # fmt: skip
+    items.append(swatch.format(colour=NO_DATA_COLOUR, label="no data"))
+    return (f'<div class="sae-legend" role="img" aria-label="colour key"><b>{escape(unit)}</b><br>'
+            + "".join(items) + "</div>")  # fmt: skip

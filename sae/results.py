@@ -17,6 +17,9 @@ and the error says how to finish; a finished posterior is never thrown away.
     inequality.csv           `Fit.inequality()`: RD, RR, excess, PAR per place × period
     cumulative_excess.csv    `Fit.cumulative_excess()`, theil.csv `Fit.theil()` (with groups)
     pooled.csv               `Fit.pooled()`, with [output] pool
+    estimates_table.csv, gaps_table.csv
+                             the same for people (`sae.publication`): words for headers, place
+                             names, publication rounding, UTF-8 with a BOM for Excel
     maps/, report.html       with maps=True / report=True (`sae.fit_maps`, `sae.report`)
 """
 
@@ -27,6 +30,7 @@ from pathlib import Path
 
 from sae.errors import SaeInputError, SaeOutputError
 from sae.gaps import ALL_GROUPS
+from sae.publication import estimates_for_people, gaps_for_people, write_for_excel
 from sae.spec import Spec
 from sae.staging import DERIVED_NAMES, check_output_folder, staged_directory, staged_file
 from sae.store import write_core
@@ -120,6 +124,9 @@ def write_tables(fit, directory: Path) -> None:
     for name, table in tables.items():
         with staged_file(directory / name) as temporary:
             table().to_csv(temporary, index=False)
+    write_for_excel(estimates_for_people(fit), directory / "estimates_table.csv")
+    if len(fit.design.groups) > 1:
+        write_for_excel(gaps_for_people(fit), directory / "gaps_table.csv")
 
 
 def time_tables(fit) -> dict:

@@ -2,7 +2,8 @@
 
 The core of a saved fit, self-contained and movable:
 
-    posterior.nc       ArviZ InferenceData (posterior, sample stats)
+    posterior.nc       ArviZ InferenceData: posterior, sample stats, observed and constant data,
+                       log likelihood, posterior predictive (`sae.inference_data`)
     spec.toml          the spec, paths relative to the folder (nothing is read through them)
     inputs/            the validated cells, the graph, the polygons, area names, the reference
                        group and the age weights: everything `sae.load` needs
@@ -37,7 +38,7 @@ from sae.spec_file import spec_from_dict, spec_to_toml
 
 def write_core(fit, directory: Path) -> None:
     """The posterior first, then what restores the fit from it."""
-    fit.idata.to_netcdf(str(directory / "posterior.nc"))
+    fit.inference_data().to_netcdf(str(directory / "posterior.nc"))
     (directory / "spec.toml").write_text(spec_to_toml(fit.spec, directory), encoding="utf-8")
     write_inputs(fit.inputs, directory / "inputs")
     write_json(directory / "inputs" / "coding.json",

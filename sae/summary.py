@@ -37,7 +37,9 @@ def time_words(spec) -> str:
 def fit_summary(fit) -> str:
     graph = fit.inputs.graph.summary()
     problems = fit.diagnostics.problems(fit.spec.flags)
-    counts = fit.estimates()["flag"].value_counts()
+    estimates = fit.estimates()
+    adjusted = "adj_flag" in estimates
+    counts = estimates["adj_flag" if adjusted else "flag"].value_counts()
     lines = [
         fit.spec.title,
         f"  model: {model_words(fit.spec)}",
@@ -46,7 +48,8 @@ def fit_summary(fit) -> str:
         f"{', '.join(graph['islands']) or 'none'}; groups: {', '.join(fit.design.groups)}",
         f"  {fit.diagnostics.summary_line()}"
         + (f"  NOT TRUSTWORTHY: {'; '.join(problems)}" if problems else ""),
-        "  flags: " + ", ".join(f"{counts.get(k, 0)} {k}" for k in FLAGS),
+        f"  flags{' (age-adjusted rates)' if adjusted else ''}: "
+        + ", ".join(f"{counts.get(k, 0)} {k}" for k in FLAGS),
     ]
     if len(fit.design.groups) > 1:
         lines.append(gap_summary(fit))
