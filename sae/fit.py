@@ -47,12 +47,19 @@ class Fit:
     idata: az.InferenceData
     diagnostics: Diagnostics
     seconds: dict = field(default_factory=dict)
+    directory: Path | None = None  # where it was saved to or loaded from
     _cache: dict = field(default_factory=dict, init=False, repr=False)
 
     def __repr__(self) -> str:
         graph = self.inputs.graph
         return (f"<sae.Fit {self.spec.title!r}: {self.spec.model.family}, {graph.n_areas} areas × "
                 f"{len(self.design.groups)} group(s); {self.diagnostics.summary_line()}>")  # fmt: skip
+
+    def _repr_html_(self) -> str:
+        """Jupyter's view: model, data, quality of the draws, flag counts, and the folder."""
+        from sae.summary import fit_card
+
+        return fit_card(self)
 
     def _cached(self, key: tuple, compute):
         if key not in self._cache:
@@ -524,7 +531,8 @@ class Fit:
         """
         from sae.results import save_results
 
-        return save_results(self, Path(directory), force=force, maps=maps, report=report)
+        self.directory = save_results(self, Path(directory), force=force, maps=maps, report=report)
+        return self.directory
 
 
 def labelled_cells(draws: xr.DataArray, inputs: Inputs, design: Design) -> xr.DataArray:
@@ -619,4 +627,4 @@ def load(directory: str | Path) -> Fit:
 
     spec, inputs, coding, idata, diagnostics, seconds = read_core(Path(directory))
     design = design_for(spec, inputs, coding)
-    return Fit(spec, inputs, design, idata, diagnostics, seconds)
+    return Fit(spec, inputs, design, idata, diagnostics, seconds, Path(directory))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from html import escape
+
 from sae.reliability import FLAGS, GAP_FLAGS
 
 AREA_EFFECTS = {"bym2": "BYM2 area effects", "none": "independent area effects"}
@@ -78,3 +80,18 @@ def gap_summary(fit) -> str:
         + f"; map-wide {ratios}"
         + (f" in {fit.periods[-1]}" if fit.periods else "")
     )
+
+
+def fit_card(fit) -> str:
+    """A short HTML summary of a fit (Jupyter): the lines of `fit_summary` as a table, every value
+    HTML-escaped, with the results folder when there is one."""
+    lines = fit_summary(fit).splitlines()
+    rows = [line.strip().split(": ", 1) for line in lines[1:]]
+    if fit.directory is not None:
+        rows.append(["files", str(fit.directory)])
+    body = "".join(
+        f"<tr><th style='text-align:left'>{escape(r[0])}</th><td style='text-align:left'>"
+        f"{escape(r[1] if len(r) > 1 else '')}</td></tr>"
+        for r in rows
+    )
+    return f"<div><b>sae.Fit: {escape(lines[0])}</b><table>{body}</table></div>"

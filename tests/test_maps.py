@@ -121,6 +121,16 @@ def test_interactive_map_renders_in_headless_chromium(tmp_path):
         "the map's areas were not drawn"
     )  # blank page: < 0.1%
     assert len(np.unique(coloured // 32, axis=0)) >= 3  # several classes of colour, not one blob
+    # the colour key is drawn under the map: every class's swatch, in the static map's colours
+    image = np.asarray(Image.open(shot).convert("RGB")).astype(int)
+    below_map = image[600:].reshape(-1, 3)
+    table = estimates_table(grid_areas())
+    classes = maps.Classes.of(table.loc[table["has_data"], "mean"].to_numpy(float))
+    for colour in classes.colours:
+        target = np.round(np.asarray(colour[:3]) * 255)
+        assert (np.abs(below_map - target).max(axis=1) <= 3).sum() >= 50, (
+            "a legend swatch is missing"
+        )
 
 
 def test_value_by_alpha_fades_wide_intervals_instead_of_hatching():
