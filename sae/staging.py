@@ -151,6 +151,12 @@ def process_alive(pid: int) -> bool:
     return True
 
 
+def current_umask() -> int:
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def staged_file(path: Path) -> Iterator[Path]:
     """Yield a temporary path beside `path`; on success it replaces `path` in one step."""
@@ -160,6 +166,7 @@ def staged_file(path: Path) -> Iterator[Path]:
     temporary = Path(name)
     try:
         yield temporary
+        temporary.chmod(0o666 & ~current_umask())  # mkstemp makes it private; publish as usual
         temporary.replace(path)
     finally:
         temporary.unlink(missing_ok=True)
