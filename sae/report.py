@@ -358,9 +358,9 @@ def gap_sections(fit, maps_dir: Path) -> list[str]:
     gaps = latest_rows(fit.gaps(), fit)
     if (maps_dir / "gaps.png").is_file():
         parts.append("<h2>Gaps</h2>" + image_html(maps_dir / "gaps.png", gaps_alt(fit, gaps)))
-    people = publication.gaps_for_people(fit)
-    if fit.periods:
-        people = people[people["period"] == fit.periods[-1]].drop(columns="period")
+    people = latest_rows(publication.gaps_for_people(fit), fit).drop(
+        columns="period", errors="ignore"
+    )
     ranked = people.loc[gaps["excess"].sort_values(ascending=False).index].head(15)
     parts.append(
         f"<h3>The gaps with the most excess events{escape(when)}</h3>"

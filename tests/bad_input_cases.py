@@ -213,6 +213,7 @@ CASES = [
     spec_case("unknown family", "model", 'family = "poison"', "family = 'poison' is not known. Use one of: poisson"),
     spec_case("strata not a list", "data", "strata = 3", "strata = 3 must be a list of column names"),
     spec_case("gap_possible above 1", "flags", "gap_possible = 1.5", "gap_possible = 1.5 is out of range"),
+    spec_case("gap_meaningful_ratio not above 1", "flags", "gap_meaningful_ratio = 0.9", "gap_meaningful_ratio = 0.9 is out of range"),
     spec_case("unknown rule set", "flags", 'rules = "cdc"', "rules = 'cdc' is not known. Use one of: nchs, quick2024, uscs"),
     spec_case("caution stricter than unreliable", "flags", "rse_caution = 0.5", "caution threshold must not be stricter"),
     spec_case("categorical not a covariate", "data", 'categorical = ["smoking"]', "categorical names .*smoking.* not among the covariates"),

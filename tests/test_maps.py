@@ -86,6 +86,20 @@ def write_html(tmp_path):
     )
 
 
+def test_interactive_map_takes_a_str_path_and_has_a_key_and_a_gap_tab(tmp_path):
+    areas = grid_areas()
+    table = estimates_table(areas)
+    gaps = pd.DataFrame({"area": areas["area"], "group": "B", "reference": "A",
+                         "ratio_median": 1.3, "ratio_lower": 1.1, "ratio_upper": 1.6,
+                         "prob_higher": 0.99, "flag": "clear"})  # fmt: skip
+    path = interactive_map(table, areas, "area", str(tmp_path / "map.html"), gaps=gaps)
+    html = path.read_text()
+    classes = maps.Classes.of(table.loc[table["has_data"], "mean"].to_numpy(float))
+    labels = [label.replace("–", "\\u2013") for label in classes.labels()]  # as BokehJS data
+    assert all(label in html for label in labels)  # the static map's classes
+    assert "gap: B vs A" in html and "rate ratio to A" in html
+
+
 def test_interactive_map_is_self_contained_and_escapes_labels(tmp_path):
     html = write_html(tmp_path).read_text()
     assert HOSTILE not in html and "<b>Bold</b>" not in html
