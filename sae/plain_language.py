@@ -114,8 +114,27 @@ def summary_sentences(fit, places_named: int = 3) -> list[str]:
             f"{counts.get('uncertain', 0)} of {len(gaps)} comparisons."
         )
         sentences += place_sentences(fit, gaps, estimates, places_named)
+    else:
+        sentences.append(range_sentence(fit, estimates))
     sentences.append(reliability_sentence(estimates))
     return sentences
+
+
+def range_sentence(fit, estimates: pd.DataFrame) -> str:
+    """Without groups: the places with the highest and the lowest rate, with intervals and flags."""
+    prefix = "adj_" if "adj_mean" in estimates else ""
+    shown = estimates[estimates["has_data"]]
+    names = fit.inputs.names
+    unit, interval = fit.spec.unit_label, fit.spec.output.interval
+    parts = []
+    for word, row in (("highest", shown.loc[shown[prefix + "mean"].idxmax()]),
+                      ("lowest", shown.loc[shown[prefix + "mean"].idxmin()])):  # fmt: skip
+        place = names.get(row["area"], row["area"]) if names is not None else row["area"]
+        rate = rate_words(row[prefix + "mean"], row[prefix + "lower"], row[prefix + "upper"], unit,
+                          interval)  # fmt: skip
+        parts.append(f"the {word} {basis(fit)}estimate is in {place}, {rate}, "
+                     f"flagged {row[prefix + 'flag']}")  # fmt: skip
+    return f"Of {len(shown)} places with data, " + "; ".join(parts) + "."
 
 
 def place_sentences(fit, gaps, estimates, count: int) -> list[str]:

@@ -233,3 +233,13 @@ def test_the_saved_inference_data_is_complete_for_arviz(pa):
     replicated = idata.posterior_predictive["y"].sum("row")
     observed = float(idata.observed_data["y"].sum())
     assert float(replicated.quantile(0.01)) < observed < float(replicated.quantile(0.99))
+
+
+def test_a_fit_without_groups_summarises_its_highest_and_lowest_place():
+    spec = sae.load_spec(ROOT / "models" / "scotland_lip_bym2.toml")
+    fit = sae.fit(spec.replace(sampler={"method": "laplace", "draws": 250}))
+    sentences = plain_language.summary_sentences(fit)
+    estimates = fit.estimates()
+    top = estimates.loc[estimates["mean"].idxmax()]
+    assert f"highest estimate is in {top['name']}" in sentences[0]
+    assert f"flagged {top['flag']}" in sentences[0] and "95% interval" in sentences[0]
