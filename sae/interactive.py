@@ -28,7 +28,15 @@ from bokeh.plotting import figure
 from bokeh.resources import INLINE
 from matplotlib import colormaps
 
-from sae.maps import CAPTION, GAP_BREAKS, NO_DATA_COLOUR, Classes, censored_cells, projected
+from sae.maps import (
+    CAPTION,
+    GAP_BREAKS,
+    NO_DATA_COLOUR,
+    Classes,
+    allocated_cells,
+    censored_cells,
+    projected,
+)
 from sae.publication import shown, side_safe
 from sae.staging import staged_file
 
@@ -75,13 +83,16 @@ def area_source(estimates, gaps, areas, area_id, column, names) -> ColumnDataSou
         data[f"hatch {group}"] = flags.map(BOKEH_HATCH).fillna(" ").tolist()
         data[f"hatch alpha {group}"] = flags.map(HATCH_ALPHA).fillna(0.0).tolist()
         censored = censored_cells(rows).to_numpy()
+        allocated = rows.get("unknown_allocated", pd.Series(0.0, index=rows.index))
+        shared = allocated_cells(rows).to_numpy()
         data[f"text {group}"] = [
             f"{m:,.1f} [{lo:,.1f}, {hi:,.1f}], {flag}" + ("" if ok else " (no data)")
             + (", counts suppressed" if suppressed else "")
-            for m, lo, hi, flag, ok, suppressed in zip(
+            + (f", about {n:,.0f} events of unknown group shared out" if share else "")
+            for m, lo, hi, flag, ok, suppressed, share, n in zip(
                 rows[column], rows[column.replace("mean", "lower")],
                 rows[column.replace("mean", "upper")], rows[flag_column], has_data, censored,
-                strict=True)
+                shared, allocated, strict=True)
         ]  # fmt: skip
     if gaps is not None:
         for group, rows in gaps.groupby("group", sort=False):

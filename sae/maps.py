@@ -93,12 +93,37 @@ def draw_layer(
     if len(censored):
         points = censored.geometry.representative_point()
         ax.scatter(points.x, points.y, **CENSORED_MARKER)
+    allocated = frame[allocated_cells(frame) & has_data]
+    if len(allocated):
+        points = allocated.geometry.representative_point()
+        ax.scatter(points.x, points.y, **ALLOCATED_MARKER)
     ax.set_axis_off()
 
 
 CENSORED_MARKER = {"marker": "o", "s": 14, "facecolor": "white", "edgecolor": "#1a1a1a",
                    "linewidth": 0.8, "zorder": 3}  # fmt: skip
 CENSORED_CAPTION = "\nCircles: some of the cell's counts were suppressed and are fitted as ranges."
+
+
+ALLOCATED_SHARE = 0.10
+ALLOCATED_MARKER = {"marker": "^", "s": 22, "facecolor": "none", "edgecolor": "#1a1a1a",
+                    "linewidth": 0.9, "zorder": 3}  # fmt: skip
+ALLOCATED_CAPTION = (f"\nTriangles: at least {ALLOCATED_SHARE:.0%} of the cell's events had no "
+                     "recorded group and were shared out by the model (see the report's assumption).")  # fmt: skip
+
+
+def allocated_cells(frame: pd.DataFrame) -> pd.Series:
+    """Cells of which at least `ALLOCATED_SHARE` of the events are events of unknown group shared
+    out to them (`sae.unknown_group`)."""
+    if "unknown_allocated" not in frame:
+        return pd.Series(False, index=frame.index)
+    total = frame["observed"].fillna(0) + frame["unknown_allocated"]
+    return (frame["unknown_allocated"] >= ALLOCATED_SHARE * total.where(total > 0)).fillna(False)
+
+
+def allocated_legend() -> list[Line2D]:
+    return [Line2D([], [], linestyle="none", marker="^", markersize=6, markerfacecolor="none",
+                   markeredgecolor="#1a1a1a", label="unknown group shared out")]  # fmt: skip
 
 
 def censored_cells(frame: pd.DataFrame) -> pd.Series:
@@ -216,6 +241,8 @@ def plot_estimates(
     caption = CAPTION if encoding == "hatch" else ALPHA_CAPTION
     if censored_cells(estimates).any():
         handles, caption = handles + censored_legend(), caption + CENSORED_CAPTION
+    if allocated_cells(estimates).any():
+        handles, caption = handles + allocated_legend(), caption + ALLOCATED_CAPTION
     if not own_figure:
         legend_below(axes[len(groups) - 1], handles, caption, columns=2)
         return axes[0].figure

@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from conftest import grid_areas
+from matplotlib.collections import PathCollection
 from matplotlib.colors import to_hex
 from PIL import Image
 
@@ -204,3 +205,18 @@ def test_gap_map_calls_clear_only_what_the_interval_shows(interval, clear_label)
     assert clear_label in labels and not any("clearly" in label for label in labels)
     caption = " ".join(t.get_text() for t in fig.texts)
     assert f"{interval:.0%} interval" in caption
+
+
+def test_cells_with_events_of_unknown_group_shared_out_are_marked(tmp_path):
+    areas = grid_areas()
+    table = estimates_table(areas).assign(observed=20.0, unknown_allocated=0.5)
+    table.loc[table["area"] == "a04", "unknown_allocated"] = 5.0  # 5 of 25 events: 20% shared out
+    fig = maps.plot_estimates(table, areas, "area")
+    triangles = [c for ax in fig.axes for c in ax.collections
+                 if isinstance(c, PathCollection) and len(c.get_offsets()) and c.get_paths()
+                 and len(c.get_paths()[0].vertices) == 4]  # fmt: skip
+    assert sum(len(c.get_offsets()) for c in triangles) == 2  # a04 in each group's panel
+    labels = [t.get_text() for legend in fig.legends for t in legend.get_texts()]
+    assert "unknown group shared out" in labels
+    html = interactive_map(table, areas, "area", tmp_path / "map.html").read_text()
+    assert html.count("events of unknown group shared out") == 2
