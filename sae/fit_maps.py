@@ -39,7 +39,7 @@ def map_defaults(fit) -> dict:
     basis = "age-adjusted (2000 U.S. standard), " if adjusted else ""
     when = f"{fit.periods[-1]}, " if fit.periods else ""
     return {"column": "adj_mean" if adjusted else "mean", "unit": spec.unit_label,
-            "title": spec.title, "basis": basis,
+            "title": spec.title, "basis": basis, "when": when,
             "subtitle": f"{when}{basis}{spec.unit_label}; posterior mean ({model_words(spec)})"}  # fmt: skip
 
 
@@ -63,8 +63,8 @@ def estimates_figure(fit, **overrides):
     """`Fit.plot_estimates`: the estimates map with the fit's own defaults (see `map_defaults`),
     any of `sae.maps.plot_estimates`' arguments overriding them; the latest period of a
     space–time fit."""
-    defaults = map_defaults(fit)
-    defaults.pop("basis")
+    d = map_defaults(fit)
+    defaults = {k: d[k] for k in ("column", "unit", "title", "subtitle")}
     return maps.plot_estimates(latest_rows(fit.estimates(), fit), checked_polygons(fit),
                                fit.spec.data.area_id, **(defaults | overrides))  # fmt: skip
 
@@ -76,9 +76,8 @@ def gaps_figure(fit, reference: str | None = None, **overrides):
         raise SaeInputError("this fit has one group, so there are no gaps between groups to map.")
     gaps = latest_rows(fit.gaps(reference), fit)
     d = map_defaults(fit)
-    when = f"{fit.periods[-1]}, " if fit.periods else ""
     defaults = {"title": f"{fit.spec.title}: gaps against {gaps['reference'].iloc[0]}",
-                "subtitle": f"{when}{d['basis']}rate ratio and P(higher), from the same posterior draws",
+                "subtitle": f"{d['when']}{d['basis']}rate ratio and P(higher), from the same posterior draws",
                 "interval": fit.spec.output.interval, "likely": fit.spec.flags.gap_possible}  # fmt: skip
     return maps.plot_gaps(gaps, checked_polygons(fit), fit.spec.data.area_id,
                           **(defaults | overrides))  # fmt: skip

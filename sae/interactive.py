@@ -26,15 +26,16 @@ from bokeh.layouts import column as column_layout
 from bokeh.models import ColumnDataSource, Div, HoverTool, TabPanel, Tabs
 from bokeh.plotting import figure
 from bokeh.resources import INLINE
-from matplotlib import colormaps
 
 from sae.maps import (
     CAPTION,
     GAP_BREAKS,
+    GAP_LABELS,
     NO_DATA_COLOUR,
     Classes,
     allocated_cells,
     censored_cells,
+    gap_colours,
     projected,
 )
 from sae.publication import shown, side_safe
@@ -44,9 +45,7 @@ BOKEH_HATCH = {"unreliable": "/", "model-driven": "\\", "caution": ".", "uncerta
                "reliable": " ", "clear": " ", "likely": " "}  # fmt: skip
 HATCH_ALPHA = {"unreliable": 0.85, "model-driven": 0.7, "caution": 0.35, "uncertain": 0.35,
                "reliable": 0.0, "clear": 0.0, "likely": 0.0}  # fmt: skip
-GAP_COLOURS = colormaps["PuOr_r"](np.linspace(0.05, 0.95, len(GAP_BREAKS)))  # as `plot_gaps`
-GAP_LABELS = ("< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
-              "1.25–1.5", "1.5–2", "> 2")  # fmt: skip
+GAP_COLOURS = gap_colours()
 
 
 def polygon_coordinates(geometry) -> tuple[list, list]:

@@ -23,6 +23,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
+from sae.tables import shown_prefix
+
 HATCH = {"unreliable": "////", "model-driven": "\\\\\\\\", "caution": "..", "uncertain": "..",
          "reliable": "", "clear": "", "likely": ""}  # fmt: skip
 NO_DATA_COLOUR = "#bdbdbd"
@@ -184,7 +186,7 @@ def estimate_column(estimates: pd.DataFrame, column: str | None) -> str:
     """The column a map shows by default: the age-adjusted mean when the table has one."""
     if column is not None:
         return column
-    return "adj_mean" if "adj_mean" in estimates else "mean"
+    return shown_prefix(estimates) + "mean"
 
 
 def basis_words(estimates: pd.DataFrame, column: str) -> tuple[str, str]:
@@ -192,7 +194,7 @@ def basis_words(estimates: pd.DataFrame, column: str) -> tuple[str, str]:
     has age-adjusted rates) explicitly not."""
     if column.startswith("adj_"):
         return BASIS_WORDS["adj_"]
-    return BASIS_WORDS["crude mix" if "adj_mean" in estimates else ""]
+    return BASIS_WORDS["crude mix" if shown_prefix(estimates) else ""]
 
 
 def plot_estimates(
@@ -304,6 +306,13 @@ def legend_below(ax, handles: list, caption: str, columns: int) -> None:
 
 
 GAP_BREAKS = np.array([1 / 2, 1 / 1.5, 1 / 1.25, 1 / 1.1, 1.1, 1.25, 1.5, 2.0, np.inf])
+GAP_LABELS = ("< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
+              "1.25–1.5", "1.5–2", "> 2")  # fmt: skip
+
+
+def gap_colours(cmap: str = "PuOr_r") -> np.ndarray:
+    """One colour per rate-ratio class of `GAP_BREAKS` (static and interactive gap maps)."""
+    return colormaps[cmap](np.linspace(0.05, 0.95, len(GAP_BREAKS)))
 
 
 def plot_gaps(
@@ -331,7 +340,7 @@ def plot_gaps(
         ax = Figure(figsize=(11, 4.2 * len(groups) + 2.2)).subplots(len(groups), 2, squeeze=False)
     axes = np.asarray(ax, dtype=object).reshape(len(groups), 2)
     fig = axes[0, 0].figure
-    ratio_colours = ListedColormap(colormaps[cmap](np.linspace(0.05, 0.95, len(GAP_BREAKS))))
+    ratio_colours = ListedColormap(gap_colours(cmap))
     ratio_norm = BoundaryNorm([0.0, *GAP_BREAKS], ratio_colours.N)
     tail = (1 - interval) / 2
     prob_bounds = np.array([tail, 1 - likely, likely, 1 - tail, 1.0])
@@ -344,10 +353,8 @@ def plot_gaps(
         ax_ratio.set_title(f"{group} / {reference}: rate ratio", fontsize=12)
         draw_layer(ax_prob, frame, "prob_higher", prob_colours, prob_norm)
         ax_prob.set_title(f"P({group} rate higher than {reference})", fontsize=12)
-    ratio_labels = ["< 0.5", "0.5–0.67", "0.67–0.8", "0.8–0.91", "0.91–1.1 (similar)", "1.1–1.25",
-                    "1.25–1.5", "1.5–2", "> 2"]  # fmt: skip
     ratio_handles = [Patch(facecolor=ratio_colours(i), edgecolor=EDGE_COLOUR, label=label)
-                     for i, label in enumerate(ratio_labels)]  # fmt: skip
+                     for i, label in enumerate(GAP_LABELS)]  # fmt: skip
     edges = [f"{b:.3g}" for b in prob_bounds[:4]]
     prob_labels = [f"< {edges[0]} (clear: lower)", f"{edges[0]}–{edges[1]}",
                    f"{edges[1]}–{edges[2]}", f"{edges[2]}–{edges[3]}",

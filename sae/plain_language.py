@@ -19,8 +19,10 @@ import math
 import numpy as np
 import pandas as pd
 
+from sae.fit_maps import latest_rows
 from sae.publication import shown, side_safe, size_digits
-from sae.reliability import CLEAR, LIKELY, RELIABLE
+from sae.reliability import CLEAR, LIKELY, RELIABLE, certainty_flags
+from sae.tables import shown_prefix
 
 
 def sure(probability: float) -> str:
@@ -81,27 +83,22 @@ def basis(fit) -> str:
     return "age-adjusted " if fit.spec.output.age_stratum else ""
 
 
-def latest(table: pd.DataFrame, fit) -> pd.DataFrame:
-    if not fit.periods or "period" not in table:
-        return table
-    return table[table["period"] == fit.periods[-1]]
-
-
 def summary_sentences(fit, places_named: int = 3) -> list[str]:
     """The report's summary: map-wide gaps, how many places have clear / likely / uncertain
     gaps, the places with the most excess events, and how many rates are reliable."""
     sentences = []
     unit, interval = fit.spec.unit_label, fit.spec.output.interval
     when = f" in {fit.periods[-1]}" if fit.periods else ""
-    estimates = latest(fit.estimates(), fit)
+    estimates = latest_rows(fit.estimates(), fit)
     if len(fit.design.groups) > 1:
-        overall, gaps = latest(fit.overall(), fit), latest(fit.gaps(), fit)
-        prefix = "adj_" if "adj_mean" in overall else ""
+        overall, gaps = latest_rows(fit.overall(), fit), latest_rows(fit.gaps(), fit)
+        prefix = shown_prefix(overall)
         reference = fit.reference_group
-        for row in overall[overall["group"] != reference].itertuples(index=False):
-            flag = "clear" if (row.ratio_lower > 1 or row.ratio_upper < 1) else (
-                LIKELY if max(row.prob_higher, 1 - row.prob_higher) >= fit.spec.flags.gap_possible
-                else "uncertain")  # fmt: skip
+        compared = overall[overall["group"] != reference]
+        # the gaps' own rule (`reliability.certainty_flags`); map-wide ratios are always defined
+        flags = certainty_flags(compared.assign(diff_lower=np.nan, diff_upper=np.nan),
+                                fit.spec.flags)[0]  # fmt: skip
+        for row, flag in zip(compared.itertuples(index=False), flags, strict=True):
             rate = tuple(getattr(row, prefix + k) for k in ("mean", "lower", "upper"))
             ratio = (row.ratio_median, row.ratio_lower, row.ratio_upper)
             sentences.append(gap_sentence(f"Across all {fit.inputs.graph.n_areas} places{when}",
@@ -122,7 +119,7 @@ def summary_sentences(fit, places_named: int = 3) -> list[str]:
 
 def range_sentence(fit, estimates: pd.DataFrame) -> str:
     """Without groups: the places with the highest and the lowest rate, with intervals and flags."""
-    prefix = "adj_" if "adj_mean" in estimates else ""
+    prefix = shown_prefix(estimates)
     shown = estimates[estimates["has_data"]]
     names = fit.inputs.names
     unit, interval = fit.spec.unit_label, fit.spec.output.interval
@@ -147,7 +144,7 @@ def place_gap_sentence(fit, gap, estimates) -> str:
     names = fit.inputs.names
     where = "In " + (str(names.get(gap.area, gap.area)) if names is not None else str(gap.area))
     cell = estimates[(estimates["area"] == gap.area) & (estimates["group"] == gap.group)].iloc[0]
-    prefix = "adj_" if "adj_mean" in estimates else ""
+    prefix = shown_prefix(estimates)
     rate = (cell[prefix + "mean"], cell[prefix + "lower"], cell[prefix + "upper"])
     ratio = (gap.ratio_median, gap.ratio_lower, gap.ratio_upper)
     text = gap_sentence(where, basis(fit), gap.group, gap.reference, rate, ratio, gap.flag,
@@ -178,9 +175,9 @@ def verb(count: int, one: str, many: str) -> str:
 
 def place_profile_sentences(fit, area: str) -> list[str]:
     """Each group's rate in one place, and each gap against the reference (latest period)."""
-    estimates = latest(fit.estimates(), fit)
+    estimates = latest_rows(fit.estimates(), fit)
     rows = estimates[estimates["area"] == area]
-    prefix = "adj_" if "adj_mean" in estimates else ""
+    prefix = shown_prefix(estimates)
     unit, interval = fit.spec.unit_label, fit.spec.output.interval
     sentences = []
     for cell in rows.itertuples(index=False):
@@ -190,7 +187,7 @@ def place_profile_sentences(fit, area: str) -> list[str]:
         sentences.append(f"The {basis(fit)}rate of the {cell['group']} group is {rate}."
                          + flag_note(cell[prefix + "flag"], cell[prefix + "flag_reason"]))  # fmt: skip
     if len(fit.design.groups) > 1:
-        gaps = latest(fit.gaps(), fit)
+        gaps = latest_rows(fit.gaps(), fit)
         for gap in gaps[gaps["area"] == area].itertuples(index=False):
             sentences.append(
                 f"Against the {gap.reference} group, the {gap.group} group's rate is "

@@ -23,6 +23,7 @@ import numpy as np
 import pandas as pd
 
 from sae.staging import staged_file
+from sae.tables import shown_prefix
 
 MAX_DIGITS = 4
 
@@ -69,7 +70,7 @@ def estimates_for_people(fit) -> pd.DataFrame:
     """One row per cell: place, group (and period), events, exposure, the rate the maps show with
     its interval, its reliability and the reason, in words and publication rounding."""
     table = fit.estimates()
-    prefix = "adj_" if "adj_mean" in table else ""
+    prefix = shown_prefix(table)
     unit, interval = fit.spec.unit_label, fit.spec.output.interval
     digits = size_digits(table[f"{prefix}mean"])
     rate = "age-adjusted rate" if prefix else ("estimate" if fit.spec.model.family == "gaussian"

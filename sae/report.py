@@ -27,6 +27,7 @@ from sae.fit_maps import area_names, latest_rows, write_maps
 from sae.plain_language import summary_sentences
 from sae.reliability import rules_in_words
 from sae.staging import staged_file
+from sae.tables import shown_prefix
 
 TEXT, MUTED, BACKGROUND = "#222222", "#555555", "#ffffff"
 STYLE = f"""body{{font-family:Georgia,serif;max-width:62rem;margin:2rem auto;padding:0 1rem;color:{TEXT};background:{BACKGROUND}}}
@@ -314,7 +315,7 @@ def how_to_read(fit) -> str:
 def estimates_alt(fit) -> str:
     """Alt text of the estimates map: what is mapped, the range, and where it is highest."""
     table = latest_rows(fit.estimates(), fit)
-    prefix = "adj_" if "adj_mean" in table else ""
+    prefix = shown_prefix(table)
     shown = table[table["has_data"]]
     top = shown.nlargest(3, prefix + "mean")
     names = area_names(fit)
@@ -339,7 +340,7 @@ def gaps_alt(fit, gaps: pd.DataFrame) -> str:
 def gap_sections(fit, maps_dir: Path) -> list[str]:
     """Map-wide rates by group, the gaps map, and the gaps with the most excess events."""
     overall = latest_rows(fit.overall(), fit)
-    prefix = "adj_" if "adj_mean" in overall else ""
+    prefix = shown_prefix(overall)
     interval, unit = fit.spec.output.interval, fit.spec.unit_label
     digits = publication.size_digits(overall[prefix + "mean"])
     rate = ("age-adjusted rate " if prefix else "rate ") + unit

@@ -77,6 +77,12 @@ def estimates_table(
     return with_names(table[first + [c for c in table.columns if c not in first]], inputs)
 
 
+def shown_prefix(table: pd.DataFrame) -> str:
+    """ "adj_" when `table` has age-adjusted columns (the rates maps, reports and sentences show),
+    else ""."""
+    return "adj_" if "adj_mean" in table else ""
+
+
 def with_adjusted(table: pd.DataFrame, adjusted: pd.DataFrame | None) -> pd.DataFrame:
     """`table` (rates for each unit's own population mix, unprefixed) with the age-adjusted rates
     of the same units beside them as `adj_*` columns: one naming in every table sae writes."""
