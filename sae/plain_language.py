@@ -150,8 +150,9 @@ def place_gap_sentence(fit, gap, estimates) -> str:
     text = gap_sentence(where, basis(fit), gap.group, gap.reference, rate, ratio, gap.flag,
                         gap.prob_higher, fit.spec.unit_label, fit.spec.output.interval)  # fmt: skip
     if not np.isnan(gap.excess):
-        text += (f" That is about {gap.excess:,.0f} more events than at the {gap.reference} "
-                 f"group's rate.") if gap.excess >= 0.5 else ""  # fmt: skip
+        text += (f" That is about {gap.excess:,.0f} more events ({fit.spec.output.interval:.0%} "
+                 f"interval {gap.excess_lower:,.0f} to {gap.excess_upper:,.0f}) than at the "
+                 f"{gap.reference} group's rate.") if gap.excess >= 0.5 else ""  # fmt: skip
     return text + flag_note(cell[prefix + "flag"], cell[prefix + "flag_reason"])
 
 

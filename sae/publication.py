@@ -94,9 +94,9 @@ def estimates_for_people(fit) -> pd.DataFrame:
 
 
 def gaps_for_people(fit, reference: str | None = None) -> pd.DataFrame:
-    """One row per place and compared group: the rate ratio with its interval (rounded so that it
-    never contradicts the label), P(higher), P(a gap of at least the practical size), the excess
-    events and the label with its reason."""
+    """One row per place and compared group: the rate ratio and the difference with their
+    intervals (rounded so that they never contradict the label), P(higher), P(a gap of at least
+    the practical size), the excess events with their interval, and the label with its reason."""
     gaps = fit.gaps(reference)
     interval, flags = fit.spec.output.interval, fit.spec.flags
     columns = place_columns(gaps) | {"group": gaps["group"].to_numpy(),
@@ -104,16 +104,21 @@ def gaps_for_people(fit, reference: str | None = None) -> pd.DataFrame:
     if "period" in gaps:
         columns["period"] = gaps["period"].to_numpy()
     likely = (1 - flags.gap_possible, flags.gap_possible)
+    diff = size_digits(gaps["diff_mean"])
     columns |= {
         "rate ratio": side_safe(gaps["ratio_median"], 2),
         f"{interval:.0%} interval, lower": side_safe(gaps["ratio_lower"], 2),
         f"{interval:.0%} interval, upper": side_safe(gaps["ratio_upper"], 2),
-        f"rate difference {fit.spec.unit_label}".strip(): np.round(
-            gaps["diff_mean"].to_numpy(), size_digits(gaps["diff_mean"])
+        f"rate difference {fit.spec.unit_label}".strip(): side_safe(
+            gaps["diff_mean"], diff, (0.0,)
         ),
+        "difference, lower": side_safe(gaps["diff_lower"], diff, (0.0,)),
+        "difference, upper": side_safe(gaps["diff_upper"], diff, (0.0,)),
         "P(higher)": side_safe(gaps["prob_higher"], 2, likely),
         f"P(gap ≥ {flags.gap_meaningful_ratio:g}×)": side_safe(gaps["prob_meaningful"], 2, likely),
-        "excess events": np.round(gaps["excess"].to_numpy(), 1),
+        "excess events": side_safe(gaps["excess"], 1, (0.0,)),
+        "excess, lower": side_safe(gaps["excess_lower"], 1, (0.0,)),
+        "excess, upper": side_safe(gaps["excess_upper"], 1, (0.0,)),
         "gap": gaps["flag"].to_numpy(),
         "why": gaps["flag_reason"].to_numpy(),
     }

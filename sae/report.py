@@ -319,8 +319,9 @@ def estimates_alt(fit) -> str:
     shown = table[table["has_data"]]
     top = shown.nlargest(3, prefix + "mean")
     names = area_names(fit)
-    highest = "; ".join(f"{names.get(r.area, r.area)} ({r.group}) {r[prefix + 'mean']:,.1f}"
-                        for _, r in top.iterrows())  # fmt: skip
+    highest = "; ".join(f"{names.get(r.area, r.area)} ({r.group}, {r[prefix + 'mean']:,.1f}, "
+                        f"{r[prefix + 'lower']:,.1f} to {r[prefix + 'upper']:,.1f}, "
+                        f"{r[prefix + 'flag']})" for _, r in top.iterrows())  # fmt: skip
     basis = "age-adjusted " if prefix else ""
     return (f"Maps of {basis}rates {fit.spec.unit_label}, one per group "
             f"({', '.join(map(str, fit.design.groups))}), {fit.inputs.graph.n_areas} places in "

@@ -243,3 +243,17 @@ def test_a_fit_without_groups_summarises_its_highest_and_lowest_place():
     top = estimates.loc[estimates["mean"].idxmax()]
     assert f"highest estimate is in {top['name']}" in sentences[0]
     assert f"flagged {top['flag']}" in sentences[0] and "95% interval" in sentences[0]
+
+
+def test_every_number_of_the_tables_for_people_has_its_interval_and_label(pa):
+    fit, _ = pa
+    gaps = publication.gaps_for_people(fit)
+    for point, ends in (("rate ratio", "95% interval"), ("rate difference per 100,000", "difference"),
+                        ("excess events", "excess")):  # fmt: skip
+        assert point in gaps and f"{ends}, lower" in gaps and f"{ends}, upper" in gaps
+        assert (gaps[f"{ends}, lower"] <= gaps[point]).all() and (
+            gaps[point] <= gaps[f"{ends}, upper"]
+        ).all()
+    assert gaps["gap"].notna().all()
+    estimates = publication.estimates_for_people(fit)
+    assert {"95% interval, lower", "95% interval, upper", "reliability"} <= set(estimates)
