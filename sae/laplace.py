@@ -24,6 +24,7 @@ import scipy.sparse as sp
 
 from sae.errors import SaeError
 from sae.latent import LatentModel
+from sae.latent_likelihood import Curvature, RowPairs
 from sae.sparse_cholesky import BorderedCholesky
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
@@ -42,31 +43,37 @@ class Mode:
     kriging: np.ndarray | None  # P⁻¹ Cᵀ (C P⁻¹ Cᵀ)⁻¹, to impose C x = 0
     constrained: np.ndarray | None  # P⁻¹ Cᵀ
     log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
-    curvature: tuple[np.ndarray, np.ndarray, np.ndarray]  # ℓ, ∇ℓ, −∇²ℓ per row at η*
+    curvature: Curvature  # ℓ, ∇ℓ, −∇²ℓ in η at η*
     scales: np.ndarray  # s(θ)
 
 
 class PrecisionAssembly:
-    """P = Q + Aᵀ W A with A = A₀ diag(s), assembled for any (s, w) without sparse products.
+    """P = Q + Aᵀ H A with A = A₀ diag(s), assembled for any (s, H) without sparse products.
 
-    Entry (a, b) of A₀ᵀ W A₀ is Σ_r A₀[r, a] A₀[r, b] w_r. The pairs of non-zeros within each row
-    are listed once, as a sparse map M from the data rows to P's fixed sparsity pattern: for given
-    scales M's values are A₀[r, a] A₀[r, b] s_a s_b, and then P's values are Q's plus M w.
+    H, the likelihood's negative Hessian in η, is diagonal (weights w_r) but for the `pairs` of rows
+    that share a term (`sae.latent_likelihood`), with weights w_k. Entry (a, b) of A₀ᵀ H A₀ is
+    Σ_r A₀[r, a] A₀[r, b] w_r + Σ_k A₀[r_k, a] A₀[s_k, b] w_k. The products of non-zeros of each row
+    (and each pair) are listed once, as a sparse map M from the weights to P's fixed sparsity
+    pattern: for given scales M's values are A₀[r, a] A₀[s, b] s_a s_b, and then P's values are Q's
+    plus M [w_r, w_k].
     """
 
-    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array, classes: np.ndarray):
+    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array, classes: np.ndarray,
+                 pairs: RowPairs | None = None):  # fmt: skip
         """`classes` labels the latent columns whose scales are always equal (same block, same
         component), so that the scale products are looked up per pair of classes."""
         incidence = sp.csr_array(incidence)
+        pairs = pairs if pairs is not None else RowPairs.none()
+        rows = np.arange(incidence.shape[0])
+        first_row = np.concatenate([rows, pairs.first])
+        second_row = np.concatenate([rows, pairs.second])
         counts = np.diff(incidence.indptr)
-        row_of = np.repeat(np.arange(incidence.shape[0]), counts)
-        starts = np.repeat(incidence.indptr[:-1], counts)
-        # all (i, j) pairs of non-zeros of the same row: repeat each entry by its row's count
-        repeats = counts[row_of]
-        first = np.repeat(np.arange(incidence.nnz), repeats)
-        second = (
-            starts[first] + np.arange(len(first)) - np.repeat(np.cumsum(repeats) - repeats, repeats)
-        )
+        sizes = counts[first_row] * counts[second_row]
+        weight_of = np.repeat(np.arange(len(first_row)), sizes)
+        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        across = counts[second_row][weight_of]
+        first = incidence.indptr[first_row][weight_of] + within // across
+        second = incidence.indptr[second_row][weight_of] + within % across
         q = sp.coo_array(precision)
         n = precision.shape[0]
         a, b = incidence.indices[first].astype(np.int64), incidence.indices[second].astype(np.int64)
@@ -74,8 +81,8 @@ class PrecisionAssembly:
         unique, position = np.unique(keys, return_inverse=True)
         prior = np.bincount(position[: q.nnz], weights=q.data, minlength=len(unique))
         pair_map = sp.csr_array(
-            (incidence.data[first] * incidence.data[second], (position[q.nnz :], row_of[first])),
-            shape=(len(unique), incidence.shape[0]),
+            (incidence.data[first] * incidence.data[second], (position[q.nnz :], weight_of)),
+            shape=(len(unique), len(first_row)),
         )
         order = np.argsort(position[q.nnz :], kind="stable")  # the csr's order of the pairs
         _, self.representative, class_index = np.unique(
@@ -97,7 +104,8 @@ class PrecisionAssembly:
         )
 
     def assemble(self, weight: np.ndarray) -> sp.csc_matrix:
-        """P for the current scales and these weights (the same matrix object, refilled)."""
+        """P for the current scales and the weights of the rows, then of the pairs (the same
+        matrix object, refilled)."""
         np.add(self.pair_map @ weight, self.prior, out=self.matrix.data)
         return self.matrix
 
@@ -107,7 +115,8 @@ class LaplaceEngine:
 
     def __init__(self, model: LatentModel):
         self.model = model
-        self.assembly = PrecisionAssembly(model.precision, model.incidence, scale_classes(model))
+        self.assembly = PrecisionAssembly(model.precision, model.incidence, scale_classes(model),
+                                          model.likelihood.pairs)  # fmt: skip
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -123,17 +132,18 @@ class LaplaceEngine:
         self.assembly.set_scales(scales)
         for _ in range(MAX_NEWTON_STEPS):
             eta = model.level + A @ x
-            loglik, gradient, weight = model.family.newton_terms(model.design.rows, eta)
+            terms = model.likelihood.curvature(eta)
             deviation = x - model.mean
-            factor = BorderedCholesky(self.assembly.assemble(weight), self.model.n_fixed)
+            weights = np.concatenate([terms.weight, terms.cross])
+            factor = BorderedCholesky(self.assembly.assemble(weights), self.model.n_fixed)
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
-            ascent = A.T @ gradient - model.precision @ deviation
+            ascent = A.T @ terms.gradient - model.precision @ deviation
             step = factor.solve(ascent)
             if kriging is not None:
                 step = step - kriging @ (model.constraints @ step)
             if 0.5 * ascent @ step < tolerance:
                 break
-            current = loglik.sum() - 0.5 * deviation @ (model.precision @ deviation)
+            current = terms.value.sum() - 0.5 * deviation @ (model.precision @ deviation)
             x = line_search(model, A, x, step, current)
         else:
             raise SaeError(
@@ -145,10 +155,10 @@ class LaplaceEngine:
         log_det = factor.logdet()
         if constrained is not None:
             log_det += np.linalg.slogdet(model.constraints @ constrained)[1]
-        log_posterior = (loglik.sum() - 0.5 * deviation @ (model.precision @ deviation)
+        log_posterior = (terms.value.sum() - 0.5 * deviation @ (model.precision @ deviation)
                          - 0.5 * log_det + model.log_prior(t))  # fmt: skip
         self.last = Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
-                         (loglik, gradient, weight), scales)  # fmt: skip
+                         terms, scales)  # fmt: skip
         return self.last
 
     def warm_start(self, t: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -163,9 +173,10 @@ class LaplaceEngine:
             return last.x * ratio
         incidence = self.model.incidence
         change = scales - last.scales
-        _, gradient, weight = last.curvature
+        curvature = last.curvature
         shift = incidence @ (change * last.x)
-        force = change * (incidence.T @ gradient) - last.scales * (incidence.T @ (weight * shift))
+        force = (change * (incidence.T @ curvature.gradient)
+                 - last.scales * (incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
         step = last.factor.solve(force)
         if last.kriging is not None:
             step = step - last.kriging @ (self.model.constraints @ step)
@@ -216,7 +227,4 @@ def row_log_weights(model: LatentModel, mode: Mode, x: np.ndarray) -> np.ndarray
     expansion at the mode, which is what the Gaussian approximation uses (draws × rows)."""
     A = model.design_matrix(model.natural(mode.t))
     eta = model.level + (A @ x.T).T
-    loglik = model.family.newton_terms(model.design.rows, eta)[0]
-    value, gradient, weight = mode.curvature
-    shift = eta - mode.eta
-    return loglik - (value + gradient * shift - 0.5 * weight * shift**2)
+    return model.likelihood.log_density(eta) - mode.curvature.expansion(eta - mode.eta)

@@ -27,6 +27,7 @@ References: Rue, Martino & Chopin (2009), JRSS-B 71:319-392; Riebler et al. (201
 from __future__ import annotations
 
 import dataclasses
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -36,6 +37,7 @@ from sae import random_walk
 from sae.design import Design
 from sae.family import Family
 from sae.graph import AreaGraph
+from sae.latent_likelihood import LatentLikelihood
 from sae.predictor import bym2_combination, iid_combination, structure_weights
 from sae.priors import (
     IcarSpectrum,
@@ -171,6 +173,10 @@ class LatentModel:
     def size(self) -> int:
         return self.precision.shape[0]
 
+    @functools.cached_property
+    def likelihood(self) -> LatentLikelihood:
+        return LatentLikelihood(self.family, self.design.rows, self.design.unknown)
+
     def log_prior(self, t: np.ndarray) -> float:
         return float(sum(h.log_prior(t[k]) for k, h in enumerate(self.hyperparameters)))
 
@@ -179,7 +185,7 @@ class LatentModel:
         up to a constant; `A` is the design matrix at θ when already built."""
         theta = None if t is None else self.natural(t)
         A = self.design_matrix(theta) if A is None else A
-        loglik = self.family.newton_terms(self.design.rows, self.level + A @ x)[0].sum()
+        loglik = self.likelihood.log_density(self.level + A @ x).sum()
         deviation = x - self.mean
         value = loglik - 0.5 * deviation @ (self.precision @ deviation)
         return float(value if t is None else value + self.log_prior(t))

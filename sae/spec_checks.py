@@ -201,7 +201,8 @@ def check_time(spec: Spec, where: str) -> None:
 
 
 def check_unknown_group(spec: Spec, where: str) -> None:
-    """Events of unknown group need groups to belong to, Poisson counts and the NUTS method."""
+    """Events of unknown group need groups to belong to and Poisson counts; their sensitivity
+    analysis (odds of a missing group) needs the NUTS method."""
     if spec.data.unknown_group_count is None:
         if spec.model.unknown_group_odds is not None:
             raise SaeInputError(
@@ -214,9 +215,10 @@ def check_unknown_group(spec: Spec, where: str) -> None:
         problem = "needs [data] group: unknown-group events are shared out among the groups"
     elif spec.model.family != "poisson":
         problem = 'is defined for family = "poisson" (counts with a population or expected counts)'
-    elif spec.sampler.method != "nuts":
-        problem = ('needs [sampler] method = "nuts": the Laplace engine does not yet handle a count '
-                   "shared by several groups")  # fmt: skip
+    elif spec.model.unknown_group_odds is not None and spec.sampler.method != "nuts":
+        problem = ('with [model] unknown_group_odds needs [sampler] method = "nuts": the '
+                   "sensitivity analysis gives each block its own probability of a missing group, "
+                   "which the Laplace engine does not integrate over")  # fmt: skip
     if problem:
         raise SaeInputError(f"{where}: [data] unknown_group_count {problem}.")
 

@@ -9,11 +9,12 @@ effects) on the real populations. Then each event's race goes unrecorded with pr
 area's own level drawn from Uniform(0.05, 0.30), and
 - *missing at random*: the same π_i for both groups (sae's assumption);
 - *non-white twice as often*: the odds of a non-white event lacking race are twice a white one's.
-The events without race are summed per county × sex × age (`unknown`). Four fits per replication
+The events without race are summed per county × sex × age (`unknown`). Five fits per replication
 (NUTS, 2 chains × 500 draws): the *full data*; *unknown modelled* (`[data] unknown_group_count`,
 missing at random assumed); *unknown modelled, odds 2* (the sensitivity setting
 `[model] unknown_group_odds = { group = "non-white", odds = 2.0 }`); *known only* (the events
-without race dropped, as most analyses do). Scored on the age-adjusted
+without race dropped, as most analyses do); and *unknown modelled, Laplace*, the second with
+`method = "laplace"`. Scored on the age-adjusted
 rates and the non-white / white ratio per county, against the truth standardised with the full
 data's weights. Seed r for replication r, 100 + r for the missingness.
 """
@@ -36,7 +37,13 @@ from helpers import benchmark, markdown, rmse, simulation_main  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 SCENARIOS = {"missing at random": 1.0, "non-white twice as often": 2.0}
-FITS = ("full data", "unknown modelled", "unknown modelled, odds 2", "known only")
+FITS = (
+    "full data",
+    "unknown modelled",
+    "unknown modelled, odds 2",
+    "known only",
+    "unknown modelled, Laplace",
+)
 
 
 def lose_race(simulated: pd.DataFrame, odds: float, rng) -> pd.DataFrame:
@@ -59,12 +66,20 @@ def fit_inputs(lost: pd.DataFrame, name: str):
     known = lost.drop(columns=["theta", "cases", "lost"]).rename(columns={"known": "cases"})
     if name == "known only":
         return known.drop(columns="unknown"), {}
+    if name.endswith("Laplace"):
+        return known, {"data": {"unknown_group_count": "unknown"}, "sampler": {"method": "laplace"}}
     if name.endswith("odds 2"):
         return known, {
             "data": {"unknown_group_count": "unknown"},
             "model": {"unknown_group_odds": {"group": "non-white", "odds": 2.0}},
         }
     return known, {"data": {"unknown_group_count": "unknown"}}
+
+
+def saved(name: str) -> list[pd.DataFrame]:
+    """The scores of earlier runs (a re-run adds only the fits they lack)."""
+    path = HERE / f"{name}.csv.gz"
+    return [pd.read_csv(path, dtype={"area": str})] if path.exists() else []
 
 
 def run(replications: int) -> None:
@@ -79,13 +94,15 @@ def run(replications: int) -> None:
     )
     areas = gpd.read_file(ROOT / "shapefiles" / "pennsylvania_counties.gpkg")
     graph = coverage.load_inputs(base, cells=cells, areas=areas).graph
-    scored_cells, scored_gaps = [], []
+    scored_cells, scored_gaps = saved("cells"), saved("gaps")
+    done = {tuple(k) for k in scored_cells[0][["scenario", "seed", "model"]].drop_duplicates()
+            .itertuples(index=False)} if scored_cells else set()  # fmt: skip
     for scenario, odds in SCENARIOS.items():
         for seed in range(replications):
             simulated = study.simulate(cells, graph, areas, "shared age effects", seed, coverage)
             lost = lose_race(simulated, odds, np.random.default_rng(100 + seed))
             truth = None
-            for name in FITS:
+            for name in (n for n in FITS if (scenario, seed, n) not in done):
                 data, settings = fit_inputs(lost, name)
                 with warnings.catch_warnings():
                     warnings.simplefilter("ignore")
@@ -116,6 +133,11 @@ READING = """
   95%); with the wrong odds (2 where race is missing at random) it overstates the gap by as much.
   So the odds setting tells a user how far the answer moves, not which answer is right: report the
   range.
+- The Laplace method (`method = "laplace"`, the same missing-at-random model) gives the NUTS answer
+  on the same replications: biases within 0.1 per 100,000 of NUTS's, the same RMSE, non-white
+  coverage 92.5% against 93.1% (missing at random) and ratio coverage 92.2% against 92.5%. Its
+  non-white intervals are about 3% narrower (mean width 80.2 against 82.9 per 100,000), so its
+  coverage runs up to 2 points below NUTS's. The sensitivity setting (odds) is NUTS only.
 """
 
 
