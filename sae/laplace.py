@@ -45,6 +45,7 @@ class Mode:
     log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
     curvature: Curvature  # ℓ, ∇ℓ, −∇²ℓ in η at η*
     scales: np.ndarray  # s(θ)
+    precision: sp.csc_array  # Q(θ)
 
 
 class PrecisionAssembly:
@@ -55,11 +56,12 @@ class PrecisionAssembly:
     Σ_r A₀[r, a] A₀[r, b] w_r + Σ_k A₀[r_k, a] A₀[s_k, b] w_k. The products of non-zeros of each row
     (and each pair) are listed once, as a sparse map M from the weights to P's fixed sparsity
     pattern: for given scales M's values are A₀[r, a] A₀[s, b] s_a s_b, and then P's values are Q's
-    plus M [w_r, w_k].
+    plus M [w_r, w_k]. Where Q depends on θ, Q(θ) = Q₀ + Σ_k c_k Q_k (`parts`), Q's values are
+    refilled from the c_k by `set_prior`.
     """
 
     def __init__(self, precision: sp.csc_array, incidence: sp.csr_array, classes: np.ndarray,
-                 pairs: RowPairs | None = None):  # fmt: skip
+                 pairs: RowPairs | None = None, parts: tuple[sp.csc_array, ...] = ()):  # fmt: skip
         """`classes` labels the latent columns whose scales are always equal (same block, same
         component), so that the scale products are looked up per pair of classes."""
         incidence = sp.csr_array(incidence)
@@ -74,17 +76,23 @@ class PrecisionAssembly:
         across = counts[second_row][weight_of]
         first = incidence.indptr[first_row][weight_of] + within // across
         second = incidence.indptr[second_row][weight_of] + within % across
-        q = sp.coo_array(precision)
+        q = [sp.coo_array(m) for m in (precision, *parts)]
         n = precision.shape[0]
         a, b = incidence.indices[first].astype(np.int64), incidence.indices[second].astype(np.int64)
-        keys = np.concatenate([q.col.astype(np.int64) * n + q.row, b * n + a])
+        keys = np.concatenate([*(m.col.astype(np.int64) * n + m.row for m in q), b * n + a])
         unique, position = np.unique(keys, return_inverse=True)
-        prior = np.bincount(position[: q.nnz], weights=q.data, minlength=len(unique))
+        entries = sum(m.nnz for m in q)
+        self.prior_map = sp.csr_array(
+            (np.concatenate([m.data for m in q]),
+             (position[:entries], np.repeat(np.arange(len(q)), [m.nnz for m in q]))),
+            shape=(len(unique), len(q)),
+        )  # fmt: skip
+        prior = self.prior_map @ np.ones(len(q))
         pair_map = sp.csr_array(
-            (incidence.data[first] * incidence.data[second], (position[q.nnz :], weight_of)),
+            (incidence.data[first] * incidence.data[second], (position[entries:], weight_of)),
             shape=(len(unique), len(first_row)),
         )
-        order = np.argsort(position[q.nnz :], kind="stable")  # the csr's order of the pairs
+        order = np.argsort(position[entries:], kind="stable")  # the csr's order of the pairs
         _, self.representative, class_index = np.unique(
             classes, return_index=True, return_inverse=True
         )
@@ -96,6 +104,10 @@ class PrecisionAssembly:
         self.matrix = sp.csc_matrix(
             (prior.copy(), rows.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
         )
+
+    def set_prior(self, coefficients: np.ndarray) -> None:
+        """Q's values for Q(θ) = Q₀ + Σ_k c_k Q_k."""
+        self.prior = self.prior_map @ np.concatenate([[1.0], coefficients])
 
     def set_scales(self, scales: np.ndarray) -> None:
         per_class = scales[self.representative]
@@ -115,8 +127,9 @@ class LaplaceEngine:
 
     def __init__(self, model: LatentModel):
         self.model = model
+        parts = model.correlated.parts if model.correlated is not None else ()
         self.assembly = PrecisionAssembly(model.precision, model.incidence, scale_classes(model),
-                                          model.likelihood.pairs)  # fmt: skip
+                                          model.likelihood.pairs, parts)  # fmt: skip
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -128,8 +141,11 @@ class LaplaceEngine:
         theta = model.natural(t)
         scales = model.scales(theta)
         A = model.design_matrix(theta)
-        x = self.warm_start(t, scales)
+        Q = model.prior_precision(theta)
+        x = self.warm_start(t, scales, Q)
         self.assembly.set_scales(scales)
+        if model.correlated is not None:
+            self.assembly.set_prior(model.correlated.coefficients(theta))
         for _ in range(MAX_NEWTON_STEPS):
             eta = model.level + A @ x
             terms = model.likelihood.curvature(eta)
@@ -137,14 +153,14 @@ class LaplaceEngine:
             weights = np.concatenate([terms.weight, terms.cross])
             factor = BorderedCholesky(self.assembly.assemble(weights), self.model.n_fixed)
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
-            ascent = A.T @ terms.gradient - model.precision @ deviation
+            ascent = A.T @ terms.gradient - Q @ deviation
             step = factor.solve(ascent)
             if kriging is not None:
                 step = step - kriging @ (model.constraints @ step)
             if 0.5 * ascent @ step < tolerance:
                 break
-            current = terms.value.sum() - 0.5 * deviation @ (model.precision @ deviation)
-            x = line_search(model, A, x, step, current)
+            current = terms.value.sum() - 0.5 * deviation @ (Q @ deviation)
+            x = line_search(model, A, Q, x, step, current)
         else:
             raise SaeError(
                 "the Laplace approximation's inner Newton iterations did not converge at "
@@ -155,13 +171,13 @@ class LaplaceEngine:
         log_det = factor.logdet()
         if constrained is not None:
             log_det += np.linalg.slogdet(model.constraints @ constrained)[1]
-        log_posterior = (terms.value.sum() - 0.5 * deviation @ (model.precision @ deviation)
+        log_posterior = (terms.value.sum() - 0.5 * deviation @ (Q @ deviation)
                          - 0.5 * log_det + model.log_prior(t))  # fmt: skip
         self.last = Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
-                         terms, scales)  # fmt: skip
+                         terms, scales, Q)  # fmt: skip
         return self.last
 
-    def warm_start(self, t: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    def warm_start(self, t: np.ndarray, scales: np.ndarray, precision) -> np.ndarray:
         """Where Newton starts: near the last mode, its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ
         (implicit differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0);
         further away, the last mode rescaled so that the effects s·x, and so η, stay put."""
@@ -177,6 +193,8 @@ class LaplaceEngine:
         shift = incidence @ (change * last.x)
         force = (change * (incidence.T @ curvature.gradient)
                  - last.scales * (incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
+        if precision is not last.precision:  # Q depends on θ
+            force -= (precision - last.precision) @ (last.x - self.model.mean)
         step = last.factor.solve(force)
         if last.kriging is not None:
             step = step - last.kriging @ (self.model.constraints @ step)
@@ -204,11 +222,11 @@ def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array, transpose
     return constrained @ np.linalg.inv(constraints @ constrained), constrained
 
 
-def line_search(model: LatentModel, A, x, step, current: float) -> np.ndarray:
+def line_search(model: LatentModel, A, Q, x, step, current: float) -> np.ndarray:
     """x + λ step with λ halved until the log density of x does not decrease."""
     for halvings in range(30):
         proposal = x + 0.5**halvings * step
-        value = model.log_joint(proposal, A=A)
+        value = model.log_joint(proposal, A=A, precision=Q)
         if np.isfinite(value) and value >= current - 1e-10 * abs(current):
             return proposal
     return x

@@ -50,7 +50,7 @@ def run_laplace(
     seconds = {}
     model = latent_model(spec, design, graph, family)
     engine = LaplaceEngine(model)
-    start = np.array([h.unconstrained(0.5) for h in model.hyperparameters])
+    start = np.array([h.start for h in model.hyperparameters])
     report = log.info if progress else log.debug
     report("laplace: finding the mode of %d hyperparameters (latent field of %d)",
            len(model.hyperparameters), model.size)  # fmt: skip
@@ -60,7 +60,9 @@ def run_laplace(
     report("laplace: mode after %d evaluations in %.1f s", engine.evaluations, seconds["mode"])
     clock = time.perf_counter()
     rng = np.random.default_rng(spec.sampler.seed)
-    points = spec.sampler.integration_points or automatic_points(len(mode))
+    points = spec.sampler.integration_points or automatic_points(
+        len(mode), model.correlated is not None, model.size
+    )
     thetas, modes, weights, theta_k = integration_points(engine, mode, hessian, points,
                                                          spec.sampler.seed)  # fmt: skip
     seconds["integration"] = time.perf_counter() - clock
@@ -194,17 +196,25 @@ def common_posterior(
                        ("area_time_effect", ("area", "period"))):  # fmt: skip
         if name in draws:
             values[name] = (("chain", "draw", *dims), one_chain(draws[name]))
-    for name in dict.fromkeys(h.name for h in model.hyperparameters):
+    correlated = model.correlated
+    for name in dict.fromkeys(h.name for h in model.hyperparameters if h.kind != "correlation"):
         columns = [k for k, h in enumerate(model.hyperparameters) if h.name == name]
         theta = draws["theta"][:, columns]
-        if model.hyperparameters[columns[0]].group is None:
+        if correlated is not None and name == "group_area_rho":  # shared: repeated per group
+            theta = np.repeat(theta, len(design.groups), axis=1)
+        if theta.shape[1] == 1 and model.hyperparameters[columns[0]].group is None:
             values[name] = (("chain", "draw"), one_chain(theta[:, 0]))
         else:
             values[name] = (("chain", "draw", "group"), one_chain(theta))
+    if correlated is not None:
+        values["group_area_correlation"] = (("chain", "draw", "group", "other_group"),
+                                            one_chain(correlated.correlation(draws["theta"])))  # fmt: skip
     posterior = xr.Dataset(values).assign_coords(
         chain=[0], draw=np.arange(len(draws["theta"])), group=list(design.groups),
         area=list(graph.ids), term=list(design.terms), compared_group=compared,
     )  # fmt: skip
     if design.periods:
         posterior = posterior.assign_coords(period=list(design.periods))
+    if correlated is not None:
+        posterior = posterior.assign_coords(other_group=list(design.groups))
     return posterior

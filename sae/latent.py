@@ -34,6 +34,12 @@ import numpy as np
 import scipy.sparse as sp
 
 from sae import random_walk
+from sae.correlated_fields import (
+    CorrelatedFields,
+    kronecker_parts,
+    pairs_below_diagonal,
+    partial_correlation_shape,
+)
 from sae.design import Design
 from sae.family import Family
 from sae.graph import AreaGraph
@@ -62,9 +68,10 @@ class Hyperparameter:
 
     name: str
     group: str | None
-    kind: str  # "sigma" | "rho"
+    kind: str  # "sigma" | "rho" | "correlation" (a partial correlation, `sae.correlated_fields`)
     prior: PriorSet
     spectrum: IcarSpectrum | None = dataclasses.field(default=None, compare=False, repr=False)
+    beta_shape: float = 0.0  # a partial correlation's Beta(β, β) prior on (−1, 1)
 
     @property
     def label(self) -> str:
@@ -72,12 +79,21 @@ class Hyperparameter:
 
     @property
     def scale(self) -> str:
-        return "log" if self.kind == "sigma" else "logit"
+        return {"sigma": "log", "rho": "logit", "correlation": "atanh"}[self.kind]
+
+    @property
+    def start(self) -> float:
+        """Where the search for the mode starts: σ = 0.5, ρ = 0.5, no correlation."""
+        return 0.0 if self.kind == "correlation" else self.unconstrained(0.5)
 
     def natural(self, t: np.ndarray) -> np.ndarray:
+        if self.kind == "correlation":
+            return np.tanh(t)
         return np.exp(t) if self.kind == "sigma" else 1.0 / (1.0 + np.exp(-t))
 
     def unconstrained(self, value: float) -> float:
+        if self.kind == "correlation":
+            return float(np.arctanh(value))
         return float(np.log(value) if self.kind == "sigma" else np.log(value / (1.0 - value)))
 
     def log_prior(self, t: np.ndarray) -> np.ndarray:
@@ -85,6 +101,8 @@ class Hyperparameter:
         value = self.natural(t)
         if self.kind == "sigma":
             return sigma_log_prior(self.prior, value) + t
+        if self.kind == "correlation":  # β log(1 − tanh² t), up to a constant
+            return 2.0 * self.beta_shape * (np.log(2.0) - np.logaddexp(t, -t))
         density = (rho_log_prior(self.prior, value) if self.prior.rho == "beta"
                    else pc_rho_logp(value, self.prior, self.spectrum))  # fmt: skip
         return density + np.log(value) + np.log1p(-value)
@@ -168,6 +186,7 @@ class LatentModel:
     area_field: Field
     group_fields: tuple[Field, ...]
     time_blocks: TimeBlocks = TimeBlocks()
+    correlated: CorrelatedFields | None = None  # group fields correlated across groups (MCAR)
 
     @property
     def size(self) -> int:
@@ -178,16 +197,31 @@ class LatentModel:
         return LatentLikelihood(self.family, self.design.rows, self.design.unknown)
 
     def log_prior(self, t: np.ndarray) -> float:
-        return float(sum(h.log_prior(t[k]) for k, h in enumerate(self.hyperparameters)))
+        """log π(θ) on the unconstrained scale, with the θ-dependent part of the latent prior's
+        normalising constant where Q depends on θ (correlated group fields)."""
+        value = float(sum(h.log_prior(t[k]) for k, h in enumerate(self.hyperparameters)))
+        if self.correlated is not None:
+            value += self.correlated.log_normaliser(self.natural(t))
+        return value
 
-    def log_joint(self, x: np.ndarray, t: np.ndarray | None = None, A=None) -> float:
+    def prior_precision(self, theta: np.ndarray) -> sp.csc_array:
+        """Q(θ): Q itself, plus the correlated group fields' Σ (R⁻¹)_{gh} Q_{gh}."""
+        if self.correlated is None:
+            return self.precision
+        weights = self.correlated.coefficients(theta)
+        return sp.csc_array(self.precision + sum(w * q for w, q in zip(weights, self.correlated.parts,
+                                                                       strict=True)))  # fmt: skip
+
+    def log_joint(self, x: np.ndarray, t: np.ndarray | None = None, A=None,
+                  precision=None) -> float:  # fmt: skip
         """log p(y | x, θ) + log p(x) (+ log π(θ) on the unconstrained scale when `t` is given),
-        up to a constant; `A` is the design matrix at θ when already built."""
+        up to a constant; `A` and `precision` are the design matrix and Q at θ when already built."""
         theta = None if t is None else self.natural(t)
         A = self.design_matrix(theta) if A is None else A
+        precision = self.prior_precision(theta) if precision is None else precision
         loglik = self.likelihood.log_density(self.level + A @ x).sum()
         deviation = x - self.mean
-        value = loglik - 0.5 * deviation @ (self.precision @ deviation)
+        value = loglik - 0.5 * deviation @ (precision @ deviation)
         return float(value if t is None else value + self.log_prior(t))
 
     def natural(self, t: np.ndarray) -> np.ndarray:
@@ -254,19 +288,31 @@ def field_effect(x: np.ndarray, theta: np.ndarray, field: Field, graph: AreaGrap
 def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -> LatentModel:
     """The latent Gaussian description of the model the spec names."""
     prior = prior_set(spec)
-    spatial = spec.model.spatial == "bym2" or spec.model.group_effects == "bym2"
+    spatial = spec.model.spatial == "bym2" or spec.model.group_effects in ("bym2", "mcar")
     spectrum = icar_spectrum(graph) if prior.rho == "pc" and spatial else None
     fixed_columns, fixed_precision, fixed_mean = fixed_block(design, prior)
     blocks = Blocks(graph, design, fixed_columns.shape[1], prior, spectrum)
     area_field = blocks.add_field("area", None, spec.model.spatial == "bym2")
-    group_fields = tuple(
-        blocks.add_field("group_area", g, spec.model.group_effects == "bym2")
-        for g in (design.groups if spec.model.group_effects != "none" else ())
-    )
+    correlated_layout = None
+    if spec.model.group_effects == "mcar":
+        group_fields, correlated_layout = blocks.add_correlated_fields()
+    else:
+        group_fields = tuple(
+            blocks.add_field("group_area", g, spec.model.group_effects == "bym2")
+            for g in (design.groups if spec.model.group_effects != "none" else ())
+        )
     time_blocks = blocks.add_time_blocks(spec) if design.periods else TimeBlocks()
     incidence = sp.hstack([fixed_columns, *blocks.columns], format="csr")
     precision = sp.block_diag([fixed_precision, *blocks.precisions], format="csc")
     n_latent = fixed_columns.shape[1] + blocks.size
+    correlated = None
+    if correlated_layout is not None:
+        v_start, u_start, partials = correlated_layout
+        parts = kronecker_parts(len(design.groups), v_start, u_start, icar_precision(graph),
+                                n_latent)  # fmt: skip
+        constrained = sum(len(nodes) > 1 for nodes in graph.component_nodes())
+        correlated = CorrelatedFields(len(design.groups), partials, parts,
+                                      2 * graph.n_areas - constrained)  # fmt: skip
     columns = [c for c, _ in blocks.constraints]
     constraints = sp.csr_array(
         (np.concatenate([[], *(v for _, v in blocks.constraints)]),
@@ -289,6 +335,7 @@ def latent_model(spec: Spec, design: Design, graph: AreaGraph, family: Family) -
         area_field=area_field,
         group_fields=group_fields,
         time_blocks=time_blocks,
+        correlated=correlated,
     )
 
 
@@ -350,6 +397,27 @@ class Blocks:
                                  for nodes in self.graph.component_nodes() if len(nodes) > 1]  # fmt: skip
         return Field(sigma, rho, v, u)
 
+    def add_correlated_fields(self) -> tuple[tuple[Field, ...], tuple[int, int, tuple[int, ...]]]:
+        """MCAR group fields (`sae.correlated_fields`): σ_g per group, one ρ, V_g and U_g per
+        group (their prior, which holds R, comes as separate parts), and the partial correlations.
+        Returns the fields and (first V column, first U column, the partials' θ indices)."""
+        groups, n = self.design.groups, self.graph.n_areas
+        sigmas = [self.add_hyperparameter("group_area_sigma", g, "sigma") for g in groups]
+        rho = self.add_hyperparameter("group_area_rho", None, "rho")
+        empty = sp.csc_array((n, n))
+        v = [self.add_part(g, empty, self.design.area, n) for g in groups]
+        u = [self.add_part(g, empty, self.design.area, n) for g in groups]
+        for start in u:
+            self.constraints += [(start + nodes, np.ones(len(nodes)))
+                                 for nodes in self.graph.component_nodes() if len(nodes) > 1]  # fmt: skip
+        partials = tuple(
+            self.add_hyperparameter("group_area_correlation", f"{groups[i]}~{groups[j]}",
+                                    "correlation", partial_correlation_shape(len(groups), j))
+            for i, j in pairs_below_diagonal(len(groups))
+        )  # fmt: skip
+        fields = tuple(Field(s, rho, vg, ug) for s, vg, ug in zip(sigmas, v, u, strict=True))
+        return fields, (v[0], u[0], partials)
+
     def add_time_blocks(self, spec: Spec) -> TimeBlocks:
         """f_t, f_gt per group and δ_it, as the spec's [model] trend, group_trend and interaction
         name them."""
@@ -386,8 +454,11 @@ class Blocks:
                              for row in random_walk.constraint_rows(periods, order)]  # fmt: skip
         return ScaledBlock(sigma, start, (periods,), factor)
 
-    def add_hyperparameter(self, name: str, group: str | None, kind: str) -> int:
-        self.hyperparameters.append(Hyperparameter(name, group, kind, self.prior, self.spectrum))
+    def add_hyperparameter(self, name: str, group: str | None, kind: str,
+                           beta_shape: float = 0.0) -> int:  # fmt: skip
+        self.hyperparameters.append(
+            Hyperparameter(name, group, kind, self.prior, self.spectrum, beta_shape)
+        )
         return len(self.hyperparameters) - 1
 
     def add_part(self, group: str | None, precision: sp.csc_array, column_of_row: np.ndarray,

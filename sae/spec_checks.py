@@ -157,11 +157,6 @@ def check_data_roles(spec: Spec, where: str) -> None:
         )
     check_strata_by_group(spec, where)
     check_time(spec, where)
-    if spec.model.group_effects == "mcar" and spec.sampler.method != "nuts":
-        raise SaeInputError(
-            f'{where}: [model] group_effects = "mcar" needs [sampler] method = "nuts": the Laplace '
-            "engine does not yet integrate over the groups' correlation matrix."
-        )
     age = spec.output.age_stratum
     if age is not None and age not in data.strata:
         raise SaeInputError(

@@ -199,6 +199,11 @@ def unknown_differs(w: Workspace) -> None:
     w.cells.loc[0, "unknown"] = 4
 
 
+def odds_with_laplace(w: Workspace) -> None:
+    w.set_spec("data", 'unknown_group_count = "unknown"')
+    w.set_spec("model", 'unknown_group_odds = { group = "A", odds = 2.0 }')
+
+
 CASES = [
     # the spec: every value's type and range, every name
     spec_case("draws is text", "sampler", 'draws = "many"', "draws = 'many' must be a whole number"),
@@ -329,12 +334,10 @@ CASES = [
               "family 'poisson' has counts"),
     spec_case("unknown cells format", "data", 'cells_format = "excel"',
               "cells_format = 'excel' is not known"),
-    spec_case("unknown_group_count with the Laplace method", "data",
-              'unknown_group_count = "unknown"', 'needs \\[sampler\\] method = "nuts"'),
+    Case("unknown_group_odds with the Laplace method", odds_with_laplace,
+         'with \\[model\\] unknown_group_odds needs \\[sampler\\] method = "nuts"', "spec"),
     spec_case("unknown_group_odds without unknown counts", "model",
               'unknown_group_odds = { group = "A", odds = 2.0 }', "needs \\[data\\] unknown_group_count"),
-    spec_case("mcar with the Laplace method", "model", 'group_effects = "mcar"',
-              '"mcar" needs \\[sampler\\] method = "nuts"'),
     Case("unknown count differing between a place's groups", unknown_differs,
          "differs between the groups' rows of the same area at row 2, row 3"),
     # time ([data] time)

@@ -12,7 +12,8 @@ populations and `small` with a thirtieth of them. Truth: log θ_ig = log(60 per 
 c_ig, α_small = log 1.5, and c an MCAR field: unit BYM2 fields (ρ 0.7) mixed by a correlation of
 0.8 and scaled by σ = (0.25, 0.35), so the small group's deviations follow the large group's
 pattern. Each replication is fitted with spatial = "none" and group_effects = iid, bym2 (a field
-per group, independent) and mcar (NUTS, 2 chains × 500 draws). Seed r for replication r.
+per group, independent) and mcar (NUTS, 2 chains × 500 draws), and mcar with the Laplace method
+(`mcar, Laplace`). Seed r for replication r; a re-run adds only the fits the saved scores lack.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ from helpers import benchmark, markdown, rmse  # noqa: E402
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[1]
 CORRELATION, SIGMA, RHO = 0.8, (0.25, 0.35), 0.7
+MODELS = ("iid", "bym2", "mcar", "mcar, Laplace")
 
 
 def quiet_fit(spec, **inputs):
@@ -85,7 +87,9 @@ def simulation(replications: int) -> None:
         "sampler": {"method": "nuts", "chains": 2, "draws": 500, "tune": 500},
     })  # fmt: skip
     graph = graph_from_polygons(areas, "fips", "queen", "pennsylvania_counties.gpkg")
-    scored = []
+    saved = HERE / "simulation.csv.gz"
+    scored = [pd.read_csv(saved, dtype={"area": str})] if saved.exists() else []
+    done = set(zip(scored[0]["model"], scored[0]["seed"], strict=True)) if scored else set()
     for seed in range(replications):
         rng = np.random.default_rng(seed)
         c = truth(graph, areas, rng)
@@ -97,9 +101,12 @@ def simulation(replications: int) -> None:
         deviation = [c.loc[f, g] for f, g in zip(frame["fips"], frame["group"], strict=True)]
         rate = 60e-5 * np.exp(log_ratio + np.array(deviation))
         frame = frame.assign(cases=rng.poisson(frame["population"] * rate), truth=rate * 1e5)
-        for choice in ("iid", "bym2", "mcar"):
-            fit = quiet_fit(spec.replace(model={"group_effects": choice}),
-                            cells=frame.drop(columns="truth"), areas=areas)  # fmt: skip
+        for choice in (c for c in MODELS if (c, seed) not in done):
+            settings = {"model": {"group_effects": choice.split(",")[0]}}
+            if choice.endswith("Laplace"):
+                settings["sampler"] = {"method": "laplace"}
+            fit = quiet_fit(spec.replace(**settings), cells=frame.drop(columns="truth"),
+                            areas=areas)  # fmt: skip
             est = fit.estimates().merge(frame.rename(columns={"fips": "area"})[["area", "group", "truth"]],
                                         on=["area", "group"])  # fmt: skip
             correlation = fit.group_correlations()
@@ -129,6 +136,12 @@ READING = """
   90.3%. The gain over iid is small (2%). The correlation is estimated at 0.54 (median over
   replications), and its 95% interval covers 0.8 in every replication. All three models
   under-cover the small group a little; its cells expect about one event.
+- The Laplace method fits the same MCAR model (the correlation enters the prior precision; see
+  `sae.correlated_fields`) with the NUTS answer: on the simulation the small group's RMSE is 23.9
+  for both, coverage 93.5% against 92.0%, the correlation's median 0.55 against 0.54, covered in
+  every replication. On Pennsylvania (measured by hand, not in the tables above) it gives
+  elpd_loo −1582.0 (NUTS −1582.0) and the correlation 0.06 [−0.67, 0.70] (NUTS −0.01
+  [−0.79, 0.70]) in 2.6 s, against 472 s of sampling.
 - So MCAR earns its place where groups share a spatial pattern and one of them is small, in the
   RSTr-style model without a shared field (`spatial = "none"`). Next to a shared field its
   correlation says little, and the report's interval shows that.
