@@ -222,29 +222,30 @@ class Fit:
         return reference
 
     def _compared(self, reference: str, adjusted: bool):
-        """The rates compared with `reference` and the reference's rates (a group's, or each
-        place's all-groups rate), and the flags of both (indexed by their keys)."""
+        """Every cell's rates, the reference's rates (a group's, or each place's all-groups
+        rate), the groups compared with it, and the flags of both (indexed by their keys). The
+        cells are not narrowed to the compared groups here: that would copy every draw."""
         cells, flags = self.rates(adjusted), self._cell_flags(adjusted)
         if reference == ALL_GROUPS:
             place = self._with_period("area")
             ref_flags = self.unit_table(place, adjusted).set_index(list(place))["flag"]
-            return cells, self._place_rates(adjusted), flags, ref_flags
+            return cells, self._place_rates(adjusted), list(self.design.groups), flags, ref_flags
         others = [g for g in self.design.groups if g != reference]
         ref_flags = flags.xs(reference, level="group")
-        return cells.sel(group=others), cells.sel(group=reference, drop=True), flags, ref_flags
+        return cells, cells.sel(group=reference, drop=True), others, flags, ref_flags
 
     def _gaps(self, reference: str) -> pd.DataFrame:
         adjusted = self._adjusted
-        target, ref, flags, ref_flags = self._compared(reference, adjusted)
+        target, ref, groups, flags, ref_flags = self._compared(reference, adjusted)
         parts = []
         for period in self.periods or (None,):
-            excess = self._period_excess(reference, period).sel(group=target["group"])
+            excess = self._period_excess(reference, period)
             one = {} if period is None else {"period": period}
             period_flags = flags.xs(period, level="period") if one else flags
             period_ref = ref_flags.xs(period, level="period") if one else ref_flags
             period_ref = xr.DataArray(period_ref.reindex(target["area"].to_numpy()).to_numpy(),
                                       dims="area", coords={"area": target["area"]})  # fmt: skip
-            table = tables.gap_table(target.sel(one), ref.sel(one), excess, period_flags,
+            table = tables.gap_table(target.sel(one), ref.sel(one), excess, groups, period_flags,
                                      period_ref, reference, self.spec.output.interval,
                                      self.spec.flags)  # fmt: skip
             if one:
@@ -341,8 +342,9 @@ class Fit:
 
     def _gap_trends(self, reference: str, first, last) -> pd.DataFrame:
         adjusted = self._adjusted
-        target, ref, flags, ref_flags = self._compared(reference, adjusted)
-        table = trends.gap_trend_table(target, ref, reference, flags, ref_flags, first, last,
+        cells, ref, groups, flags, ref_flags = self._compared(reference, adjusted)
+        table = trends.gap_trend_table(cells.sel(group=groups), ref, reference, flags, ref_flags,
+                                       first, last,
                                        self.spec.output.interval, self.spec.flags)  # fmt: skip
         return tables.with_names(table.assign(rate_basis=RATE_BASIS[adjusted]), self.inputs)
 
@@ -542,6 +544,8 @@ def labelled_cells(draws: xr.DataArray, inputs: Inputs, design: Design) -> xr.Da
     order = {"area": list(inputs.graph.ids), "group": list(design.groups)}
     if design.periods:
         order["period"] = list(design.periods)
+    if all(list(cells[key].to_numpy()) == labels for key, labels in order.items()):
+        return cells.transpose("chain", "draw", *order)  # already in order: no copy
     return cells.sel(order)
 
 

@@ -33,6 +33,7 @@ from sae.hyperparameter_integration import (
 )
 from sae.laplace import LaplaceEngine, Mode, draw_latent, row_log_weights
 from sae.latent import LatentModel, latent_model
+from sae.memory import release_free_memory
 from sae.posterior import without_baseline
 from sae.spec import Spec
 
@@ -40,6 +41,10 @@ log = logging.getLogger("sae.laplace")
 DRAW_BATCH = 250
 NEGLIGIBLE_WEIGHT_SD = 0.1  # log weights varying less than this cannot move a number noticeably
 CORRECTION_MIN_ESS = 0.25  # share of the draws a joint reweighting must keep
+# draws with an area dimension are stored in float32 (7 significant digits, far below their
+# Monte Carlo error; half the memory of the largest arrays); θ and the fixed effects stay float64
+AREA_EFFECTS = ("area_effect", "group_area_effect", "area_time_effect")
+RELEASE_EVERY = 16  # integration points between giving freed memory back (`sae.memory`)
 
 
 def run_laplace(
@@ -72,7 +77,10 @@ def run_laplace(
     total = spec.sampler.draws * spec.sampler.chains
     counts = rng.multinomial(total, weights / weights.sum())
     draws, row_weights = sample_mixture(engine, thetas, modes, counts, rng)
+    del modes
     correction = correct(row_weights, design, graph, rng)
+    del row_weights
+    release_free_memory()
     seconds["draws"] = time.perf_counter() - clock
     report("laplace: %d draws, corrected %s, in %.1f s", total,
            "jointly" if correction.order is not None else "area by area", seconds["draws"])  # fmt: skip
@@ -146,22 +154,30 @@ def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] 
     """Draws of the linear predictor's parts and of θ from the mixture over the points θ_j, with
     each draw's per-row log weights against the exact posterior (float32: they feed k̂ and
     weights). Without kept `modes`, the Gaussian approximation at a point is recomputed when it
-    gets draws, so only one factor is held at a time."""
+    gets draws, so only one factor is held at a time; kept ones are let go once drawn from, and
+    their memory given back every `RELEASE_EVERY` points, so the draws fill what the factors
+    leave."""
     model = engine.model
     total, filled = int(counts.sum()), 0
     parts: dict[str, np.ndarray] = {}
     weights = np.empty((total, len(model.design.area)), dtype=np.float32)
     for j, (t, count) in enumerate(zip(thetas, counts, strict=True)):
+        kept = modes[j] if modes is not None else None
+        if modes is not None:
+            modes[j] = None
+        if j % RELEASE_EVERY == 0:
+            release_free_memory()
         if count == 0:
             continue
-        mode = modes[j] if modes is not None else engine.mode(t, POINT_TOLERANCE)
+        mode = kept if kept is not None else engine.mode(t, POINT_TOLERANCE)
         for start in range(0, count, DRAW_BATCH):
             size = min(DRAW_BATCH, count - start)
             x = draw_latent(model, mode, size, rng)
             theta = np.tile(model.natural(mode.t), (size, 1))
             for name, value in {**model.effects(x, theta), "theta": theta}.items():
                 if name not in parts:
-                    parts[name] = np.empty((total, *value.shape[1:]))
+                    dtype = np.float32 if name in AREA_EFFECTS else float
+                    parts[name] = np.empty((total, *value.shape[1:]), dtype=dtype)
                 parts[name][filled : filled + size] = value
             weights[filled : filled + size] = row_log_weights(model, mode, x)
             filled += size

@@ -29,6 +29,7 @@ from sae.family import Family
 from sae.predictor import TIME_EFFECTS, linear_predictor
 
 CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
+SAMPLES_PER_PRODUCT = 500  # draws per block of a sparse weighted sum
 
 
 def effects(posterior: xr.Dataset, chain: int, design: Design) -> dict[str, np.ndarray]:
@@ -102,7 +103,8 @@ def unit_rates(
     for map-wide group rates; with `age`, rates are standardised by age (`Grid.aggregation`).
     """
     units, matrix = grid.aggregation(unit, age, age_weights)
-    draws = weighted_sum(stratum, matrix)
+    identity = one_row_per_unit(matrix) and bool((matrix.data == 1.0).all())
+    draws = stratum if identity else weighted_sum(stratum, matrix)  # the same draws: no copy
     coords = {key: ("unit", units[key].to_numpy()) for key in unit}
     return xr.DataArray(draws, dims=("chain", "draw", "unit"), coords=coords, name="rate")
 
@@ -139,11 +141,34 @@ def data_only_variance(
 
 
 def labelled(rates: xr.DataArray) -> xr.DataArray:
-    """(chain, draw, unit) with key coordinates → (chain, draw, *keys), e.g. (…, area, group)."""
+    """(chain, draw, unit) with key coordinates → (chain, draw, *keys), e.g. (…, area, group).
+    Units that are every combination of the keys, in order, are reshaped (no copy of the draws);
+    others are unstacked, with NaN for missing combinations."""
     keys = [name for name, coord in rates.coords.items() if coord.dims == ("unit",)]
     if len(keys) == 1:
         return rates.swap_dims(unit=keys[0])
-    return rates.set_index(unit=keys).unstack("unit")
+    levels = complete_product(rates, keys)
+    if levels is None:
+        return rates.set_index(unit=keys).unstack("unit")
+    shape = (*rates.shape[:-1], *(len(level) for level in levels))
+    return xr.DataArray(rates.data.reshape(shape), dims=(*rates.dims[:-1], *keys),
+                        coords={**{d: rates[d] for d in rates.dims[:-1] if d in rates.coords},
+                                **dict(zip(keys, levels, strict=True))}, name=rates.name)  # fmt: skip
+
+
+def complete_product(rates: xr.DataArray, keys: list[str]) -> list[np.ndarray] | None:
+    """The levels of each key when the units run through every combination of them in C order
+    (the first key slowest), else None."""
+    values = [rates[key].to_numpy() for key in keys]
+    levels = [pd.unique(v) for v in values]
+    sizes = [len(level) for level in levels]
+    if int(np.prod(sizes)) != len(values[0]):
+        return None
+    for k, (value, level) in enumerate(zip(values, levels, strict=True)):
+        pattern = np.tile(np.repeat(level, int(np.prod(sizes[k + 1 :]))), int(np.prod(sizes[:k])))
+        if not np.array_equal(value, pattern):
+            return None
+    return levels
 
 
 def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.DataArray:
@@ -162,7 +187,10 @@ def excess_events(stratum: np.ndarray, grid: Grid, per: float, reference) -> xr.
     lookup = pd.MultiIndex.from_frame(units[keys]).get_indexer(
         pd.MultiIndex.from_frame(grid.rows[keys])
     )
-    return events_per_cell((stratum - ref_rates[:, :, lookup]) / per, grid, "excess")
+    difference = ref_rates[:, :, lookup]  # then, in place, (θ − θ_ref) / per: one array, not three
+    np.subtract(stratum, difference, out=difference)
+    difference /= per
+    return events_per_cell(difference, grid, "excess")
 
 
 def expected_events(stratum: np.ndarray, grid: Grid, per: float) -> xr.DataArray:
@@ -172,7 +200,8 @@ def expected_events(stratum: np.ndarray, grid: Grid, per: float) -> xr.DataArray
 
 
 def events_per_cell(per_person: np.ndarray, grid: Grid, name: str) -> xr.DataArray:
-    """Σ over a cell's rows of exposure × a per-person quantity (chain, draw, grid row)."""
+    """Σ over a cell's rows of exposure × a per-person quantity (chain, draw, grid row; a fresh
+    array, which this may overwrite)."""
     cell = list(grid.cell)
     cells, _ = grid.aggregation(grid.cell)
     index = pd.MultiIndex.from_frame(cells).get_indexer(pd.MultiIndex.from_frame(grid.rows[cell]))
@@ -181,14 +210,36 @@ def events_per_cell(per_person: np.ndarray, grid: Grid, name: str) -> xr.DataArr
         shape=(len(grid.rows), len(cells)),
     )
     coords = {key: ("unit", cells[key].to_numpy()) for key in cell}
-    return xr.DataArray(weighted_sum(per_person, to_cell), dims=("chain", "draw", "unit"),
-                        coords=coords, name=name)  # fmt: skip
+    if one_row_per_unit(to_cell):  # in place: `per_person` is always a fresh array here
+        events = np.multiply(per_person, to_cell.data, out=per_person)
+    else:
+        events = weighted_sum(per_person, to_cell)
+    return xr.DataArray(events, dims=("chain", "draw", "unit"), coords=coords, name=name)
+
+
+def one_row_per_unit(matrix: sp.csr_array) -> bool:
+    """Whether a (row × unit) weight matrix maps each row r to unit r alone (cells without
+    strata), so that a weighted sum is each row's draws times its weight."""
+    n = matrix.shape[0]
+    return (matrix.shape == (n, n) and matrix.nnz == n
+            and bool((np.diff(matrix.indptr) == 1).all())
+            and bool((matrix.indices == np.arange(n)).all()))  # fmt: skip
 
 
 def weighted_sum(draws: np.ndarray, matrix: sp.csr_array) -> np.ndarray:
-    """(chain, draw, row) draws times a (row × unit) weight matrix → (chain, draw, unit)."""
+    """(chain, draw, row) draws times a (row × unit) weight matrix → (chain, draw, unit). With one
+    row per unit this is a product by each row's weight; otherwise a sparse product over blocks of
+    `SAMPLES_PER_PRODUCT` draws, so its transposed copies stay small (each draw's sum is the same)."""
+    if one_row_per_unit(matrix):
+        return draws * matrix.data
     chains, samples, rows = draws.shape
-    return (draws.reshape(chains * samples, rows) @ matrix).reshape(chains, samples, -1)
+    flat = draws.reshape(chains * samples, rows)
+    out = np.empty((chains * samples, matrix.shape[1]), dtype=np.result_type(draws, matrix.dtype))
+    for start in range(0, len(flat), SAMPLES_PER_PRODUCT):
+        out[start : start + SAMPLES_PER_PRODUCT] = (
+            flat[start : start + SAMPLES_PER_PRODUCT] @ matrix
+        )
+    return out.reshape(chains, samples, -1)
 
 
 def flatten(draws) -> np.ndarray:

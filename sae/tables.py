@@ -108,21 +108,24 @@ def published_estimates(estimates: pd.DataFrame) -> pd.DataFrame:
 
 
 def gap_table(
-    target: xr.DataArray, reference: xr.DataArray, excess: xr.DataArray, flags_of: pd.Series,
-    reference_flags: xr.DataArray, label: str, interval: float, flag_spec,
+    target: xr.DataArray, reference: xr.DataArray, excess: xr.DataArray, compared: list,
+    flags_of: pd.Series, reference_flags: xr.DataArray, label: str, interval: float, flag_spec,
 ) -> pd.DataFrame:  # fmt: skip
-    """One row per (area, group) of `target` (dims chain, draw, area, group) against `reference`
-    (the same dims, or without group: a place's all-groups rate), with excess events and flags.
+    """One row per (area, group) of the `compared` groups of `target` (dims chain, draw, area,
+    group) against `reference` (the same dims, or without group: a place's all-groups rate), with
+    excess events (dims as `target`) and flags. The groups are picked a block of areas at a time,
+    so the draws are not copied whole.
 
     `flags_of` is the cells' flag indexed by (area, group); `reference_flags` the reference's flag,
     labelled like `reference` without chain and draw.
     """
-    areas = np.repeat(target["area"].to_numpy(), target.sizes["group"])
-    groups = np.tile(target["group"].to_numpy(), target.sizes["area"])
-    per_block = max(1, CELLS_PER_BLOCK // target.sizes["group"])
+    areas = np.repeat(target["area"].to_numpy(), len(compared))
+    groups = np.tile(np.asarray(compared), target.sizes["area"])
+    per_block = max(1, CELLS_PER_BLOCK // len(compared))
     table = pd.concat([
-        compare_block(target.isel(area=block), reference.isel(area=block), excess.isel(area=block),
-                      interval, flag_spec.gap_meaningful_ratio)
+        compare_block(target.isel(area=block).sel(group=compared), reference.isel(area=block),
+                      excess.isel(area=block).sel(group=compared), interval,
+                      flag_spec.gap_meaningful_ratio)
         for block in (slice(start, start + per_block)
                       for start in range(0, target.sizes["area"], per_block))
     ], ignore_index=True)  # fmt: skip
@@ -132,7 +135,9 @@ def gap_table(
     target_flag = flags_of.reindex(pd.MultiIndex.from_arrays([areas, groups])).reset_index(
         drop=True
     )
-    ref_flag = reference_flags.broadcast_like(target.isel(chain=0, draw=0, drop=True))
+    ref_flag = reference_flags.broadcast_like(
+        target.isel(chain=0, draw=0, drop=True).sel(group=compared)
+    )
     ref_flag = pd.Series(ref_flag.stack(unit=("area", "group")).to_numpy())
     gap_flags = flag_gaps(table, target_flag, ref_flag, flag_spec, interval)
     return pd.concat([table, gap_flags], axis=1)[list(GAP_COLUMNS)]
