@@ -29,7 +29,7 @@ from sae.family import Family
 from sae.predictor import TIME_EFFECTS, linear_predictor
 
 CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
-SAMPLES_PER_PRODUCT = 500  # draws per block of a sparse weighted sum
+SAMPLES_PER_PRODUCT = 500  # draws per block of a sparse weighted sum or of the rates
 
 
 def effects(posterior: xr.Dataset, chain: int, design: Design) -> dict[str, np.ndarray]:
@@ -67,14 +67,20 @@ def without_baseline(group_effect: np.ndarray, design: Design) -> tuple[tuple, n
 
 
 def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> np.ndarray:
-    """Draws of every grid row's rate (per `per`): array (chain, draw, grid row)."""
+    """Draws of every grid row's rate (per `per`): array (chain, draw, grid row), computed
+    `SAMPLES_PER_PRODUCT` draws at a time so the linear predictor's temporaries stay small."""
     grid = design.grid
-    chains = []
+    rates = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], len(grid.rows)))
     for chain in range(posterior.sizes["chain"]):
-        eta = linear_predictor(effects(posterior, chain, design), grid.area, grid.group, grid.X,
-                               grid.period)  # fmt: skip
-        chains.append(family.rate(design.original_scale(eta)) * per)
-    return np.stack(chains)
+        params = effects(posterior, chain, design)
+        for start in range(0, posterior.sizes["draw"], SAMPLES_PER_PRODUCT):
+            block = {name: value[start : start + SAMPLES_PER_PRODUCT]
+                     for name, value in params.items()}  # fmt: skip
+            eta = linear_predictor(block, grid.area, grid.group, grid.X, grid.period)
+            rates[chain, start : start + SAMPLES_PER_PRODUCT] = (
+                family.rate(design.original_scale(eta)) * per
+            )
+    return rates
 
 
 def reordered_by_area(rates: np.ndarray, order: np.ndarray, row_area: np.ndarray) -> np.ndarray:
