@@ -175,7 +175,7 @@ class Fit:
         lower, upper = np.quantile(per_unit, [tail, 1.0 - tail], axis=0)
         return pd.DataFrame(
             {
-                "unknown_allocated": per_unit.mean(axis=0),
+                "unknown_allocated": per_unit.mean(axis=0, dtype=float),
                 "unknown_allocated_lower": lower,
                 "unknown_allocated_upper": upper,
             }
@@ -299,7 +299,7 @@ class Fit:
         table["ratio_lower"], table["ratio_median"], table["ratio_upper"] = quantiles(
             ratio, (tail, 0.5, 1.0 - tail)
         )
-        table["prob_higher"] = (draws > ref).mean(axis=0)
+        table["prob_higher"] = (draws > ref).mean(axis=0, dtype=float)
         table["rate_basis"] = RATE_BASIS[adjusted]
         return table.rename(columns={"exposure": self.spec.exposure})
 

@@ -43,18 +43,21 @@ def compare_draws(
     tail = (1.0 - interval) / 2.0
     lower, median, upper = quantiles(ratio, (tail, 0.5, 1.0 - tail))
     columns = {"ratio_median": median, "ratio_lower": lower, "ratio_upper": upper,
-               "diff_mean": difference.mean(axis=0)}  # fmt: skip
+               "diff_mean": difference.mean(axis=0, dtype=float)}  # fmt: skip
     columns["diff_lower"], columns["diff_upper"] = interval_bounds(difference, interval)
-    columns["prob_higher"] = (target > reference).mean(axis=0)
+    columns["prob_higher"] = (target > reference).mean(axis=0, dtype=float)
     if meaningful is not None:
-        above, below = (ratio >= meaningful).mean(axis=0), (ratio <= 1.0 / meaningful).mean(axis=0)
+        above, below = (
+            (ratio >= meaningful).mean(axis=0, dtype=float),
+            (ratio <= 1.0 / meaningful).mean(axis=0, dtype=float),
+        )
         columns["prob_meaningful"] = np.where(median >= 1.0, above, below)
     return pd.DataFrame(columns)
 
 
 def quantiles(draws: np.ndarray, probabilities) -> np.ndarray:
-    """Posterior quantiles over the draws (axis 0)."""
-    return np.quantile(draws, probabilities, axis=0)
+    """Posterior quantiles over the draws (axis 0), in float64."""
+    return np.quantile(draws, probabilities, axis=0).astype(float)
 
 
 def interval_bounds(draws: np.ndarray, interval: float) -> tuple[np.ndarray, np.ndarray]:

@@ -62,14 +62,14 @@ def measure_table(rates: xr.DataArray, excess: xr.DataArray, events: xr.DataArra
     table = pd.concat([index, compare_draws(target_draws, ref_draws, interval)], axis=1)
     table.insert(2, "reference", reference)
     for name, draws in (("rate", target_draws), ("reference_rate", ref_draws)):
-        table[name] = draws.mean(axis=0)
+        table[name] = draws.mean(axis=0, dtype=float)
         table[f"{name}_lower"], table[f"{name}_upper"] = interval_bounds(draws, interval)
     excess_draws = stacked(excess.sel(group=others))
     with np.errstate(divide="ignore", invalid="ignore"):  # no population: no fraction (NaN)
         share = excess_draws / stacked(events.sel(group=others))
-    table["excess"] = excess_draws.mean(axis=0)
+    table["excess"] = excess_draws.mean(axis=0, dtype=float)
     table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)
-    table["par"] = share.mean(axis=0)
+    table["par"] = share.mean(axis=0, dtype=float)
     table["par_lower"], table["par_upper"] = interval_bounds(share, interval)
     keys = pd.MultiIndex.from_frame(table[["area", "group", "period"]])
     ref_keys = pd.MultiIndex.from_frame(table[["area", "group", "period"]].assign(group=reference))
@@ -92,14 +92,14 @@ def cumulative_excess(excess: xr.DataArray, events: xr.DataArray, flags: pd.Seri
     table["reference"] = reference
     table["first_period"] = excess["period"].to_numpy()[0]
     table["last_period"] = excess["period"].to_numpy()[-1]
-    table["cumulative_excess"] = draws.mean(axis=0)
+    table["cumulative_excess"] = draws.mean(axis=0, dtype=float)
     lower, upper = interval_bounds(draws, interval)
     table["cumulative_excess_lower"], table["cumulative_excess_upper"] = lower, upper
-    table["prob_higher"] = (draws > 0).mean(axis=0)
+    table["prob_higher"] = (draws > 0).mean(axis=0, dtype=float)
     expected = events.sel(group=others).sum("period").stack(unit=("area", "group"))
     with np.errstate(divide="ignore", invalid="ignore"):
         share = draws / flatten(expected.transpose("chain", "draw", "unit"))
-    table["par"] = share.mean(axis=0)
+    table["par"] = share.mean(axis=0, dtype=float)
     table["par_lower"], table["par_upper"] = interval_bounds(share, interval)
     weakest = flags.groupby(level=["area", "group"]).agg(lambda f: worst_flag(f)[0])
     weakest_ref = weakest.xs(reference, level="group")
@@ -128,7 +128,7 @@ def theil_table(rates: xr.DataArray, population: xr.DataArray, flags: pd.Series,
     theil = terms.sum("group").transpose("chain", "draw", "area", "period")
     draws = flatten(theil.stack(unit=("area", "period")).transpose("chain", "draw", "unit"))
     table = theil.stack(unit=("area", "period"))["unit"].to_index().to_frame(index=False)
-    table["theil"] = draws.mean(axis=0)
+    table["theil"] = draws.mean(axis=0, dtype=float)
     table["theil_lower"], table["theil_upper"] = interval_bounds(draws, interval)
     weakest = flags.groupby(level=["area", "period"]).agg(lambda f: worst_flag(f)[0])
     table["flag"] = weakest.reindex(pd.MultiIndex.from_frame(table[["area", "period"]])).to_numpy()

@@ -30,6 +30,9 @@ from sae.predictor import TIME_EFFECTS, linear_predictor
 
 CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
 SAMPLES_PER_PRODUCT = 500  # draws per block of a sparse weighted sum or of the rates
+# rate draws in float32: 7 significant digits, far finer than their Monte Carlo error (summaries
+# are accumulated in float64), at half the memory of the largest arrays sae holds
+RATE_DTYPE = np.float32
 
 
 def effects(posterior: xr.Dataset, chain: int, design: Design) -> dict[str, np.ndarray]:
@@ -67,10 +70,13 @@ def without_baseline(group_effect: np.ndarray, design: Design) -> tuple[tuple, n
 
 
 def stratum_rates(posterior: xr.Dataset, design: Design, family, per: float) -> np.ndarray:
-    """Draws of every grid row's rate (per `per`): array (chain, draw, grid row), computed
-    `SAMPLES_PER_PRODUCT` draws at a time so the linear predictor's temporaries stay small."""
+    """Draws of every grid row's rate (per `per`): array (chain, draw, grid row) of
+    `RATE_DTYPE`, computed `SAMPLES_PER_PRODUCT` draws at a time so the linear predictor's
+    temporaries stay small."""
     grid = design.grid
-    rates = np.empty((posterior.sizes["chain"], posterior.sizes["draw"], len(grid.rows)))
+    rates = np.empty(
+        (posterior.sizes["chain"], posterior.sizes["draw"], len(grid.rows)), dtype=RATE_DTYPE
+    )
     for chain in range(posterior.sizes["chain"]):
         params = effects(posterior, chain, design)
         for start in range(0, posterior.sizes["draw"], SAMPLES_PER_PRODUCT):

@@ -149,7 +149,7 @@ def compare_block(target, reference, excess, interval: float, meaningful: float)
     compared = reference.broadcast_like(target).stack(unit=("area", "group")).transpose(*pairs.dims)
     table = compare_draws(flatten(pairs), flatten(compared), interval, meaningful)
     excess_draws = flatten(excess.stack(unit=("area", "group")).transpose(*pairs.dims))
-    table["excess"] = excess_draws.mean(axis=0)
+    table["excess"] = excess_draws.mean(axis=0, dtype=float)
     table["excess_lower"], table["excess_upper"] = interval_bounds(excess_draws, interval)
     return table
 
@@ -216,8 +216,8 @@ def summarise_draws(draws: xr.DataArray, interval: float) -> pd.DataFrame:
 def summarise_block(values: np.ndarray, interval: float) -> pd.DataFrame:
     tail = (1.0 - interval) / 2.0
     flat = values.reshape(-1, values.shape[2])
-    lower, median, upper = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0)
-    mean, sd = flat.mean(axis=0), flat.std(axis=0, ddof=1)
+    lower, median, upper = np.quantile(flat, [tail, 0.5, 1.0 - tail], axis=0).astype(float)
+    mean, sd = flat.mean(axis=0, dtype=float), flat.std(axis=0, ddof=1, dtype=float)
     if values.shape[0] > 1:
         with np.errstate(invalid="ignore", divide="ignore"):  # constant draws give nan R-hat
             rhat, ess = convergence.rhat_and_ess(values)

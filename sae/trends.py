@@ -65,9 +65,9 @@ def trend_table(rates: xr.DataArray, flags: pd.Series, first, last, interval: fl
     table = pd.concat([keys_of(rates), compare_draws(end, start, interval)], axis=1)
     table["first_period"], table["last_period"] = first, last
     for name, draws in (("first", start), ("last", end)):
-        table[f"{name}_mean"] = draws.mean(axis=0)
+        table[f"{name}_mean"] = draws.mean(axis=0, dtype=float)
         table[f"{name}_lower"], table[f"{name}_upper"] = interval_bounds(draws, interval)
-    table["prob_decline"] = (end < start).mean(axis=0)
+    table["prob_decline"] = (end < start).mean(axis=0, dtype=float)
     table = pd.concat([table, flag_gaps(table, flags_at(flags, table, last),
                                         flags_at(flags, table, first), flag_spec, interval,
                                         ("last period's", "first period's"))], axis=1)  # fmt: skip
@@ -94,7 +94,7 @@ def gap_trend_table(target: xr.DataArray, reference: xr.DataArray, label: str, f
         table[f"{name}_ratio_lower"], table[f"{name}_ratio_upper"] = interval_bounds(
             ratios, interval
         )
-        table[f"{name}_diff"] = diffs.mean(axis=0)
+        table[f"{name}_diff"] = diffs.mean(axis=0, dtype=float)
         table[f"{name}_diff_lower"], table[f"{name}_diff_upper"] = interval_bounds(diffs, interval)
     table["ratio_change_median"] = change["ratio_median"]
     table["ratio_change_lower"], table["ratio_change_upper"] = (
@@ -102,11 +102,13 @@ def gap_trend_table(target: xr.DataArray, reference: xr.DataArray, label: str, f
         change["ratio_upper"],
     )
     steps = diff_t - diff_1
-    table["diff_change_mean"] = steps.mean(axis=0)
+    table["diff_change_mean"] = steps.mean(axis=0, dtype=float)
     table["diff_change_lower"], table["diff_change_upper"] = interval_bounds(steps, interval)
     with np.errstate(divide="ignore", invalid="ignore"):
-        table["prob_narrowing"] = (np.abs(np.log(ratio_t)) < np.abs(np.log(ratio_1))).mean(axis=0)
-    table["prob_narrowing_difference"] = (np.abs(diff_t) < np.abs(diff_1)).mean(axis=0)
+        table["prob_narrowing"] = (np.abs(np.log(ratio_t)) < np.abs(np.log(ratio_1))).mean(
+            axis=0, dtype=float
+        )
+    table["prob_narrowing_difference"] = (np.abs(diff_t) < np.abs(diff_1)).mean(axis=0, dtype=float)
     cells = [flags_at(flags, table, p) for p in (first, last)]
     cells += [flags_at(reference_flags, table, p) for p in (first, last)]
     weakest = pd.Series(worst_flag(*cells))
