@@ -241,6 +241,8 @@ def main() -> None:
         default=[],
         help="re-run these cases only; keep the other rows of results.json",
     )
+    parser.add_argument("--rerun-method", choices=METHODS,
+                        help="with --rerun: re-run this method only, keep the other's rows")  # fmt: skip
     args = parser.parse_args()
     if args.case:
         print(json.dumps(run_case(args.case, args.method or "laplace", args.draws, args.tune)))
@@ -251,7 +253,8 @@ def main() -> None:
     for case in CASES:
         for method in METHODS:
             kept = [r for r in earlier if (r["case"], r.get("method")) == (case, method)]
-            if kept and case not in args.rerun:
+            skipped = case not in args.rerun or args.rerun_method not in (None, method)
+            if kept and skipped:
                 results.append(kept[0])
                 continue
             command = [sys.executable, __file__, "--case", case, "--method", method,
