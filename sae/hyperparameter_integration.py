@@ -26,16 +26,13 @@ POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to
 HESSIAN_STEP = 0.02
 PROPOSAL_DF = 5  # Student-t proposals over θ
 PROPOSAL_SCALE = 1.3  # widens the Gaussian fit at the mode, so the proposal's tails cover p(θ | y)
-# log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5: beyond nearly all posterior mass;
-THETA_BOUNDS = {
-    "log": (np.log(1e-4), np.log(50.0)),
-    "logit": (-11.5, 11.5),
-    "atanh": (-3.8, 3.8),
-}  # |a partial correlation| up to 0.999
+# log σ from 1e-4 to 50, logit ρ from 1e-5 to 1 − 1e-5, a partial correlation up to ±0.999:
+# beyond nearly all posterior mass
+THETA_BOUNDS = {"log": (np.log(1e-4), np.log(50.0)), "logit": (-11.5, 11.5), "atanh": (-3.8, 3.8)}
 # 64 points + 8 per hyperparameter (measured: on Pennsylvania 32 points left 2-3% of interval
 # ends outside the agreement band with long NUTS runs, 128 none)
 MAX_AUTOMATIC_POINTS = 160
-CORRELATED_POINT_BUDGET = 1_000_000
+CORRELATED_POINT_BUDGET = 1_000_000  # points × latent size (`automatic_points`)
 KEPT_MODES_LIMIT = 5_000_000  # points × latent size: the US counties × 5 groups (2.7M) keep theirs
 
 

@@ -77,7 +77,6 @@ def run_laplace(
     total = spec.sampler.draws * spec.sampler.chains
     counts = rng.multinomial(total, weights / weights.sum())
     draws, row_weights = sample_mixture(engine, thetas, modes, counts, rng)
-    del modes
     correction = correct(row_weights, design, graph, rng)
     del row_weights
     release_free_memory()
@@ -162,9 +161,9 @@ def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] 
     parts: dict[str, np.ndarray] = {}
     weights = np.empty((total, len(model.design.area)), dtype=np.float32)
     for j, (t, count) in enumerate(zip(thetas, counts, strict=True)):
-        kept = modes[j] if modes is not None else None
+        kept = None
         if modes is not None:
-            modes[j] = None
+            kept, modes[j] = modes[j], None
         if j % RELEASE_EVERY == 0:
             release_free_memory()
         if count == 0:

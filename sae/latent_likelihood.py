@@ -24,6 +24,7 @@ total and each area's rows carry its own blocks (the local importance correction
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -78,6 +79,28 @@ class Curvature:
 
 
 @dataclass(frozen=True)
+class BlockLayout:
+    """Where the unknown-group blocks sit among the rows, worked out once: `inside` lists the rows
+    that belong to a block, ordered by block (stably), `block` their blocks, `starts` where each
+    block begins in that order, `first_rows` each block's first row, and `pairs` every ordered pair
+    of different rows of a block."""
+
+    inside: np.ndarray
+    block: np.ndarray
+    starts: np.ndarray
+    first_rows: np.ndarray
+    pairs: RowPairs
+
+    @staticmethod
+    def of(unknown: UnknownGroups) -> BlockLayout:
+        inside = np.flatnonzero(unknown.block >= 0)
+        inside = inside[np.argsort(unknown.block[inside], kind="stable")]
+        block = unknown.block[inside]
+        starts = np.searchsorted(block, np.arange(len(unknown.count)))
+        return BlockLayout(inside, block, starts, inside[starts], block_pairs(inside, block))
+
+
+@dataclass(frozen=True)
 class LatentLikelihood:
     """log p(y | η) of a model's data rows: its family, its rows and its unknown-group blocks."""
 
@@ -85,61 +108,60 @@ class LatentLikelihood:
     rows: RowData
     unknown: UnknownGroups | None = None
 
+    @functools.cached_property
+    def layout(self) -> BlockLayout | None:
+        return None if self.unknown is None else BlockLayout.of(self.unknown)
+
     @property
     def pairs(self) -> RowPairs:
-        if self.unknown is None:
-            return RowPairs.none()
-        return block_pairs(self.unknown.block)
+        return RowPairs.none() if self.layout is None else self.layout.pairs
 
     def log_density(self, eta: np.ndarray) -> np.ndarray:
         """Per row (the blocks' terms on their first rows), up to a constant; η: (draws ×) rows."""
         value = self.family.newton_terms(self.rows, eta)[0]
         if self.unknown is None:
             return value
-        log_sums = self.block_log_sums(eta)
-        return booked_on_first_rows(value, self.unknown, self.unknown.count * log_sums)
+        return self.booked_on_first_rows(value, self.unknown.count * self.block_log_sums(eta))
 
     def curvature(self, eta: np.ndarray) -> Curvature:
         """ℓ, its gradient and negative Hessian at one η (a vector over the rows)."""
         value, gradient, weight = self.family.newton_terms(self.rows, eta)
-        pairs = self.pairs
         if self.unknown is None:
-            return Curvature(value, gradient, weight, np.zeros(0), pairs)
-        unknown = self.unknown
+            return Curvature(value, gradient, weight, np.zeros(0), RowPairs.none())
+        layout, count_of_block = self.layout, self.unknown.count
         log_sums = self.block_log_sums(eta)
-        inside = np.flatnonzero(unknown.block >= 0)
-        block = unknown.block[inside]
-        share = np.exp(eta[inside] + self.rows.offset[inside] - log_sums[block])
-        count = unknown.count[block]
+        inside = layout.inside
+        share = np.exp(eta[inside] + self.rows.offset[inside] - log_sums[layout.block])
+        count = count_of_block[layout.block]
         gradient, weight = gradient.copy(), weight.copy()
         gradient[inside] += count * share
         weight[inside] = np.maximum(weight[inside] - count * share, 0.0) + count * share**2
-        full_share = np.zeros(len(eta))
-        full_share[inside] = share
-        block_count = np.zeros(len(eta))
-        block_count[inside] = count
+        full_share, block_count = np.zeros(len(eta)), np.zeros(len(eta))
+        full_share[inside], block_count[inside] = share, count
+        pairs = layout.pairs
         cross = block_count[pairs.first] * full_share[pairs.first] * full_share[pairs.second]
-        value = booked_on_first_rows(value, unknown, unknown.count * log_sums)
+        value = self.booked_on_first_rows(value, count_of_block * log_sums)
         return Curvature(value, gradient, weight, cross, pairs)
 
     def block_log_sums(self, eta: np.ndarray) -> np.ndarray:
         """log Σ_{r ∈ b} μ_r per block (leading axes of η kept)."""
-        unknown = self.unknown
-        inside = np.flatnonzero(unknown.block >= 0)
-        log_mu = eta[..., inside] + self.rows.offset[inside]
-        order = np.argsort(unknown.block[inside], kind="stable")
-        starts = np.searchsorted(unknown.block[inside][order], np.arange(len(unknown.count)))
-        peak = np.maximum.reduceat(log_mu[..., order], starts, axis=-1)
-        block = unknown.block[inside][order]
-        total = np.add.reduceat(np.exp(log_mu[..., order] - peak[..., block]), starts, axis=-1)
+        layout = self.layout
+        log_mu = eta[..., layout.inside] + self.rows.offset[layout.inside]
+        peak = np.maximum.reduceat(log_mu, layout.starts, axis=-1)
+        total = np.add.reduceat(np.exp(log_mu - peak[..., layout.block]), layout.starts, axis=-1)
         return peak + np.log(total)
 
+    def booked_on_first_rows(self, value: np.ndarray, terms: np.ndarray) -> np.ndarray:
+        """`value` (per row) with each block's term added on the block's first row."""
+        value = np.array(value, dtype=float)
+        value[..., self.layout.first_rows] += terms
+        return value
 
-def block_pairs(block: np.ndarray) -> RowPairs:
-    """Every ordered pair of different rows with the same block (rows with block −1 have none)."""
-    inside = np.flatnonzero(block >= 0)
-    inside = inside[np.argsort(block[inside], kind="stable")]
-    sizes = np.bincount(block[inside])
+
+def block_pairs(inside: np.ndarray, block: np.ndarray) -> RowPairs:
+    """Every ordered pair of different rows of the same block, from the rows in blocks ordered
+    by block (`inside`) and their blocks."""
+    sizes = np.bincount(block)
     starts = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     first, second = [], []
     for size in np.unique(sizes[sizes > 1]):
@@ -150,12 +172,3 @@ def block_pairs(block: np.ndarray) -> RowPairs:
     if not first:
         return RowPairs.none()
     return RowPairs(np.concatenate(first), np.concatenate(second))
-
-
-def booked_on_first_rows(value: np.ndarray, unknown: UnknownGroups, terms: np.ndarray):
-    """`value` (per row) with each block's term added on the block's first row."""
-    inside = np.flatnonzero(unknown.block >= 0)
-    _, first = np.unique(unknown.block[inside], return_index=True)
-    value = np.array(value, dtype=float)
-    value[..., inside[first]] += terms
-    return value
