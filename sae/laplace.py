@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sae.errors import SaeError
 from sae.latent import LatentModel
 from sae.latent_likelihood import Curvature, RowPairs
-from sae.sparse_cholesky import BorderedCholesky
+from sae.sparse_cholesky import BorderedCholesky, BorderedPattern
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
@@ -55,15 +55,13 @@ class PrecisionAssembly:
     that share a term (`sae.latent_likelihood`), with weights w_k. Entry (a, b) of A₀ᵀ H A₀ is
     Σ_r A₀[r, a] A₀[r, b] w_r + Σ_k A₀[r_k, a] A₀[s_k, b] w_k. The products of non-zeros of each row
     (and each pair) are listed once, as a sparse map M from the weights to P's fixed sparsity
-    pattern: for given scales M's values are A₀[r, a] A₀[s, b] s_a s_b, and then P's values are Q's
-    plus M [w_r, w_k]. Where Q depends on θ, Q(θ) = Q₀ + Σ_k c_k Q_k (`parts`), Q's values are
+    pattern, and P's values are Q's plus s_a s_b (M [w_r, w_k])_ab: the scales multiply P's entries
+    (`set_scales` keeps their products per entry), not M's many more. Where Q depends on θ, Q(θ) = Q₀ + Σ_k c_k Q_k (`parts`), Q's values are
     refilled from the c_k by `set_prior`.
     """
 
-    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array, classes: np.ndarray,
+    def __init__(self, precision: sp.csc_array, incidence: sp.csr_array,
                  pairs: RowPairs | None = None, parts: tuple[sp.csc_array, ...] = ()):  # fmt: skip
-        """`classes` labels the latent columns whose scales are always equal (same block, same
-        component), so that the scale products are looked up per pair of classes."""
         incidence = sp.csr_array(incidence)
         pairs = pairs if pairs is not None else RowPairs.none()
         rows = np.arange(incidence.shape[0])
@@ -87,22 +85,17 @@ class PrecisionAssembly:
              (position[:entries], np.repeat(np.arange(len(q)), [m.nnz for m in q]))),
             shape=(len(unique), len(q)),
         )  # fmt: skip
-        prior = self.prior_map @ np.ones(len(q))
-        pair_map = sp.csr_array(
+        self.prior = self.prior_map @ np.ones(len(q))
+        self.pair_map = sp.csr_array(
             (incidence.data[first] * incidence.data[second], (position[entries:], weight_of)),
             shape=(len(unique), len(first_row)),
         )
-        order = np.argsort(position[entries:], kind="stable")  # the csr's order of the pairs
-        _, self.representative, class_index = np.unique(
-            classes, return_index=True, return_inverse=True
-        )
-        self.pair_class = class_index[a[order]] * len(self.representative) + class_index[b[order]]
-        self.coefficient = pair_map.data.copy()
-        self.pair_map, self.prior = pair_map, prior
         columns, rows = np.divmod(unique, n)
+        self.entry_rows, self.entry_columns = rows, columns
+        self.scale_products = np.ones(len(unique))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=n))])
         self.matrix = sp.csc_matrix(
-            (prior.copy(), rows.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
+            (self.prior.copy(), rows.astype(np.int32), indptr.astype(np.int32)), shape=(n, n)
         )
 
     def set_prior(self, coefficients: np.ndarray) -> None:
@@ -110,15 +103,14 @@ class PrecisionAssembly:
         self.prior = self.prior_map @ np.concatenate([[1.0], coefficients])
 
     def set_scales(self, scales: np.ndarray) -> None:
-        per_class = scales[self.representative]
-        self.pair_map.data[:] = (
-            self.coefficient * np.outer(per_class, per_class).ravel()[self.pair_class]
-        )
+        self.scale_products = scales[self.entry_rows] * scales[self.entry_columns]
 
     def assemble(self, weight: np.ndarray) -> sp.csc_matrix:
         """P for the current scales and the weights of the rows, then of the pairs (the same
         matrix object, refilled)."""
-        np.add(self.pair_map @ weight, self.prior, out=self.matrix.data)
+        data = self.matrix.data
+        np.multiply(self.pair_map @ weight, self.scale_products, out=data)
+        data += self.prior
         return self.matrix
 
 
@@ -128,8 +120,9 @@ class LaplaceEngine:
     def __init__(self, model: LatentModel):
         self.model = model
         parts = model.correlated.parts if model.correlated is not None else ()
-        self.assembly = PrecisionAssembly(model.precision, model.incidence, scale_classes(model),
+        self.assembly = PrecisionAssembly(model.precision, model.incidence,
                                           model.likelihood.pairs, parts)  # fmt: skip
+        self.pattern = BorderedPattern(self.assembly.matrix, model.n_fixed)
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -151,7 +144,7 @@ class LaplaceEngine:
             terms = model.likelihood.curvature(eta)
             deviation = x - model.mean
             weights = np.concatenate([terms.weight, terms.cross])
-            factor = BorderedCholesky(self.assembly.assemble(weights), self.model.n_fixed)
+            factor = BorderedCholesky(self.pattern.split(self.assembly.assemble(weights)))
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
             ascent = A.T @ terms.gradient - Q @ deviation
             step = factor.solve(ascent)
@@ -202,15 +195,6 @@ class LaplaceEngine:
 
     def log_posterior(self, t: np.ndarray) -> float:
         return self.mode(np.asarray(t, float)).log_posterior
-
-
-def scale_classes(model: LatentModel) -> np.ndarray:
-    """Labels of the latent columns whose scales are equal at any θ: columns whose scales agree at
-    two unrelated values of θ belong to the same block and component."""
-    rng = np.random.default_rng(0)
-    probes = [model.scales(model.natural(rng.normal(0.0, 1.0, len(model.hyperparameters))))
-              for _ in range(2)]  # fmt: skip
-    return np.unique(np.column_stack(probes), axis=0, return_inverse=True)[1].ravel()
 
 
 def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array, transposed: np.ndarray):
