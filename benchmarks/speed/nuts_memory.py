@@ -16,9 +16,10 @@ import resource
 import time
 import warnings
 
+from run import us_counties_5groups
+
 import sae
 from sae.batch import PeakMemory
-from run import us_counties_5groups
 
 
 def main() -> None:
