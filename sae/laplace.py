@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sae.errors import SaeError
 from sae.latent import LatentModel
 from sae.latent_likelihood import Curvature, RowPairs
-from sae.sparse_cholesky import BorderedCholesky, BorderedPattern
+from sae.sparse_cholesky import BorderedCholesky
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
@@ -56,8 +56,8 @@ class PrecisionAssembly:
     Σ_r A₀[r, a] A₀[r, b] w_r + Σ_k A₀[r_k, a] A₀[s_k, b] w_k. The products of non-zeros of each row
     (and each pair) are listed once, as a sparse map M from the weights to P's fixed sparsity
     pattern, and P's values are Q's plus s_a s_b (M [w_r, w_k])_ab: the scales multiply P's entries
-    (`set_scales` keeps their products per entry), not M's many more. Where Q depends on θ, Q(θ) = Q₀ + Σ_k c_k Q_k (`parts`), Q's values are
-    refilled from the c_k by `set_prior`.
+    (`set_scales` keeps their products per entry), not M's many more. Where Q depends on θ,
+    Q(θ) = Q₀ + Σ_k c_k Q_k (`parts`), Q's values are refilled from the c_k by `set_prior`.
     """
 
     def __init__(self, precision: sp.csc_array, incidence: sp.csr_array,
@@ -122,7 +122,6 @@ class LaplaceEngine:
         parts = model.correlated.parts if model.correlated is not None else ()
         self.assembly = PrecisionAssembly(model.precision, model.incidence,
                                           model.likelihood.pairs, parts)  # fmt: skip
-        self.pattern = BorderedPattern(self.assembly.matrix, model.n_fixed)
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -144,7 +143,7 @@ class LaplaceEngine:
             terms = model.likelihood.curvature(eta)
             deviation = x - model.mean
             weights = np.concatenate([terms.weight, terms.cross])
-            factor = BorderedCholesky(self.pattern.split(self.assembly.assemble(weights)))
+            factor = BorderedCholesky(self.assembly.assemble(weights), self.model.n_fixed)
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
             ascent = A.T @ terms.gradient - Q @ deviation
             step = factor.solve(ascent)

@@ -10,8 +10,6 @@ compiled on the user's machine): P_perm A P_permᵀ = L D Lᵀ. Then
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 import numpy as np
 import scipy.sparse as sp
 
@@ -75,13 +73,13 @@ class BorderedCholesky:
         draws:  x_d = S^(−½) z_d,  x_s = A^(−½) z_s − W x_d
     """
 
-    def __init__(self, parts: BorderedParts):
-        sparse_part, self.border, corner = parts
-        self.dense = corner.shape[0]
-        self.size = self.dense + sparse_part.shape[0]
-        self.sparse = SparseCholesky(sparse_part)
+    def __init__(self, matrix: sp.csc_matrix, dense: int):
+        self.size, self.dense = matrix.shape[0], dense
+        sparse_part = matrix[dense:, dense:]
+        self.border = matrix[dense:, :dense].toarray()
+        self.sparse = SparseCholesky(sp.csc_matrix(sparse_part))
         self.coupling = self.sparse.solve(self.border)  # W = A⁻¹ B
-        schur = corner - self.border.T @ self.coupling
+        schur = matrix[:dense, :dense].toarray() - self.border.T @ self.coupling
         self.schur = np.linalg.cholesky(schur)  # raises LinAlgError unless positive definite
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
@@ -100,45 +98,3 @@ class BorderedCholesky:
         d = self.dense
         top = np.linalg.solve(self.schur.T, z[:d])
         return np.concatenate([top, self.sparse.sample(z[d:]) - self.coupling @ top])
-
-
-class BorderedParts(NamedTuple):
-    """P = [[C, Bᵀ], [B, A]] split: A sparse (CSC), B and C dense."""
-
-    sparse: sp.csc_matrix
-    border: np.ndarray
-    corner: np.ndarray
-
-
-class BorderedPattern:
-    """Where A, B and C of `BorderedCholesky` sit in the values of a CSC matrix whose sparsity
-    pattern is fixed (a Laplace engine refills one P for every θ and Newton step), so that each
-    split is a gather of values instead of sparse slicing."""
-
-    def __init__(self, matrix: sp.csc_matrix, dense: int):
-        n = matrix.shape[0]
-        columns = np.repeat(np.arange(n), np.diff(matrix.indptr))
-        rows = matrix.indices
-        inner = (rows >= dense) & (columns >= dense)
-        self.inner = np.flatnonzero(inner)
-        self.inner_rows = (rows[inner] - dense).astype(np.int32)
-        self.inner_indptr = np.concatenate(
-            [[0], np.cumsum(np.bincount(columns[inner] - dense, minlength=n - dense))]
-        ).astype(np.int32)
-        self.border = np.flatnonzero((rows >= dense) & (columns < dense))
-        self.border_at = (rows[self.border] - dense, columns[self.border])
-        self.corner = np.flatnonzero((rows < dense) & (columns < dense))
-        self.corner_at = (rows[self.corner], columns[self.corner])
-        self.shape = (n - dense, dense)
-
-    def split(self, matrix: sp.csc_matrix) -> BorderedParts:
-        sparse_size, dense = self.shape
-        data = matrix.data
-        sparse_part = sp.csc_matrix(
-            (data[self.inner], self.inner_rows, self.inner_indptr), shape=(sparse_size, sparse_size)
-        )
-        border = np.zeros((sparse_size, dense))
-        border[self.border_at] = data[self.border]
-        corner = np.zeros((dense, dense))
-        corner[self.corner_at] = data[self.corner]
-        return BorderedParts(sparse_part, border, corner)

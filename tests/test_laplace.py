@@ -15,7 +15,7 @@ from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
 from sae.latent import latent_model
-from sae.sparse_cholesky import BorderedCholesky, BorderedPattern, SparseCholesky
+from sae.sparse_cholesky import SparseCholesky
 from sae.spec_file import spec_from_dict
 
 
@@ -118,24 +118,6 @@ def test_precision_assembly_equals_the_sparse_product():
     assembly.set_scales(scales)
     assembled = assembly.assemble(weight).toarray()
     assert assembled == pytest.approx(direct, abs=1e-12)
-
-
-def test_bordered_factor_from_a_fixed_pattern_equals_the_dense_one():
-    """The split by `BorderedPattern` (a gather of values) gives the same solves and
-    log-determinant as the dense matrix, after the values change on the same pattern."""
-    rng = np.random.default_rng(5)
-    q = sp.random_array((30, 30), density=0.1, random_state=6)
-    dense = (q + q.T).toarray()
-    dense[:3, :] = dense[:, :3] = 0.5  # three dense rows and columns, as the fixed effects are
-    np.fill_diagonal(dense, 8.0)
-    matrix = sp.csc_matrix(dense)
-    pattern = BorderedPattern(matrix, 3)
-    matrix.data *= 1.5  # new values, same pattern
-    factor = BorderedCholesky(pattern.split(matrix))
-    dense = matrix.toarray()
-    rhs = rng.standard_normal(30)
-    assert factor.solve(rhs) == pytest.approx(np.linalg.solve(dense, rhs), abs=1e-12)
-    assert factor.logdet() == pytest.approx(np.linalg.slogdet(dense)[1], abs=1e-10)
 
 
 def synthetic_fit(method: str, family: str = "poisson", group_effects: str = "iid"):
