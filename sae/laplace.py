@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sae.errors import SaeError
 from sae.latent import LatentModel
 from sae.latent_likelihood import Curvature, RowPairs
-from sae.sparse_cholesky import BorderedCholesky
+from sae.sparse_cholesky import BorderedCholesky, FactorPlan
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
@@ -122,6 +122,7 @@ class LaplaceEngine:
         parts = model.correlated.parts if model.correlated is not None else ()
         self.assembly = PrecisionAssembly(model.precision, model.incidence,
                                           model.likelihood.pairs, parts)  # fmt: skip
+        self.plan = FactorPlan(self.assembly.matrix, model.n_fixed)
         self.last: Mode | None = None
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
@@ -143,7 +144,7 @@ class LaplaceEngine:
             terms = model.likelihood.curvature(eta)
             deviation = x - model.mean
             weights = np.concatenate([terms.weight, terms.cross])
-            factor = BorderedCholesky(self.assembly.assemble(weights), self.model.n_fixed)
+            factor = self.plan.factorise(self.assembly.assemble(weights))
             kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
             ascent = A.T @ terms.gradient - Q @ deviation
             step = factor.solve(ascent)

@@ -467,10 +467,11 @@ class Blocks:
         period, or area × period), in the rows of its group (all rows if None)."""
         design = self.design
         rows = len(design.area)
-        mask = np.ones(rows, bool) if group is None else design.group == design.groups.index(group)
+        member = np.arange(rows) if group is None else np.flatnonzero(
+            design.group == design.groups.index(group))  # fmt: skip
         columns = sp.csr_array(
-            (mask.astype(float), (np.arange(rows), column_of_row)), shape=(rows, size)
-        )
+            (np.ones(len(member)), (member, column_of_row[member])), shape=(rows, size)
+        )  # only the group's rows: an explicit zero would join P's pattern and its factor's
         first = self.start + self.size
         self.columns.append(columns)
         self.precisions.append(precision)

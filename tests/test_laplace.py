@@ -15,7 +15,7 @@ from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
 from sae.latent import latent_model
-from sae.sparse_cholesky import SparseCholesky
+from sae.sparse_cholesky import FactorPlan, SparseCholesky, independent_leaves
 from sae.spec_file import spec_from_dict
 
 
@@ -104,6 +104,59 @@ def test_sparse_cholesky_log_determinant_solve_and_draws():
     variances = np.diag(exact)
     standard_error = np.sqrt((np.outer(variances, variances) + exact**2) / n)  # Wishart
     assert np.abs(np.cov(draws) - exact).max() < 5 * standard_error.max()
+
+
+def bordered_leafy_matrix(rng) -> sp.csc_matrix:
+    """A made-up precision like a race × place model's: 2 dense rows and columns, a chain of 30
+    "area" nodes, and 50 "group" nodes that each touch one to three random areas (so eliminating
+    them fills in between areas that are not neighbours)."""
+    areas, groups, dense = 30, 50, 2
+    n = dense + areas + groups
+    rows, columns = [], []
+    for a in range(areas - 1):
+        rows.append(dense + a), columns.append(dense + a + 1)
+    for g in range(groups):
+        for a in rng.choice(areas, size=rng.integers(1, 4), replace=False):
+            rows.append(dense + areas + g), columns.append(dense + a)
+    rows += [0] * (n - 1) + [1] * (n - 2)
+    columns += list(range(1, n)) + list(range(2, n))
+    values = rng.normal(0.0, 0.5, len(rows))
+    off = sp.coo_array((values, (rows, columns)), shape=(n, n))
+    off = off + off.T
+    diagonal = np.abs(off).sum(axis=1) + rng.uniform(0.5, 1.5, n)  # diagonally dominant: SPD
+    return sp.csc_matrix(off + sp.diags_array(diagonal))
+
+
+def test_factor_plan_eliminates_leaves_exactly():
+    rng = np.random.default_rng(5)
+    matrix = bordered_leafy_matrix(rng)
+    plan = FactorPlan(matrix, dense=2)
+    inner = matrix[2:, 2:].toarray()
+    leaves = plan.leaves
+    assert len(leaves) >= 40  # most group nodes (degree 1–3) are eliminated in closed form
+    assert np.count_nonzero(inner[np.ix_(leaves, leaves)] - np.diag(np.diag(inner)[leaves])) == 0
+    factor = plan.factorise(matrix)
+    exact = matrix.toarray()
+    assert factor.logdet() == pytest.approx(np.linalg.slogdet(exact)[1], rel=1e-12)
+    b = rng.normal(size=(matrix.shape[0], 3))
+    assert factor.solve(b) == pytest.approx(np.linalg.solve(exact, b), rel=1e-9, abs=1e-12)
+    assert factor.solve(b[:, 0]) == pytest.approx(np.linalg.solve(exact, b[:, 0]), rel=1e-9)
+    n = 40_000
+    draws = factor.sample(rng.normal(size=(matrix.shape[0], n)))
+    covariance = np.linalg.inv(exact)
+    variances = np.diag(covariance)
+    standard_error = np.sqrt((np.outer(variances, variances) + covariance**2) / n)  # Wishart
+    assert np.abs(np.cov(draws) - covariance).max() < 5 * standard_error.max()
+
+
+def test_independent_leaves_are_independent_and_low_degree():
+    rng = np.random.default_rng(6)
+    inner = bordered_leafy_matrix(rng)[2:, 2:].tocoo()
+    chosen = independent_leaves(inner.row, inner.col, inner.shape[0])
+    adjacency = (inner.toarray() != 0) & ~np.eye(inner.shape[0], dtype=bool)
+    assert not adjacency[np.ix_(chosen, chosen)].any()
+    unchosen_free = ~chosen & ~adjacency[:, chosen].any(axis=1)
+    assert not unchosen_free.any()  # maximal: every node left out touches a chosen one
 
 
 def test_precision_assembly_equals_the_sparse_product():
