@@ -119,6 +119,7 @@ def integration_points(engine, mode, hessian, count, seed):
         modes.extend([mode_at_t] if keep else [])
         return mode_at_t.log_posterior
 
+    engine.anchor = engine.mode(mode, POINT_TOLERANCE)  # every point's Newton starts near it
     points = first.points(sobol_points(sobol, count // 2))
     log_posterior = np.array([evaluate(t) for t in points])
     weights = np.exp(

@@ -29,7 +29,7 @@ from sae.sparse_cholesky import BorderedCholesky, FactorPlan
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
-TANGENT_RANGE = 0.5  # on the unconstrained θ scale: beyond it the linear prediction is not used
+TANGENT_RANGE = 2.0  # on the unconstrained θ scale: beyond it the linear prediction is not used
 
 
 @dataclass
@@ -124,6 +124,7 @@ class LaplaceEngine:
                                           model.likelihood.pairs, parts)  # fmt: skip
         self.plan = FactorPlan(self.assembly.matrix, model.n_fixed)
         self.last: Mode | None = None
+        self.anchor: Mode | None = None  # the approximation at θ's mode, once known
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
 
@@ -171,12 +172,14 @@ class LaplaceEngine:
         return self.last
 
     def warm_start(self, t: np.ndarray, scales: np.ndarray, precision) -> np.ndarray:
-        """Where Newton starts: near the last mode, its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ
-        (implicit differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0);
-        further away, the last mode rescaled so that the effects s·x, and so η, stay put."""
-        last = self.last
-        if last is None:
+        """Where Newton starts: near the last mode (or the anchor at θ's mode, whichever is
+        nearer), its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit differentiation of the
+        mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0); further away, that mode rescaled so
+        that the effects s·x, and so η, stay put."""
+        known = [m for m in (self.last, self.anchor) if m is not None]
+        if not known:
             return self.model.mean.copy()
+        last = min(known, key=lambda m: np.abs(t - m.t).max())
         if np.abs(t - last.t).max() > TANGENT_RANGE:
             ratio = np.divide(last.scales, scales, out=np.ones_like(scales), where=scales > 0)
             return last.x * ratio

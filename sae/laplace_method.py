@@ -159,7 +159,9 @@ def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] 
     model = engine.model
     total, filled = int(counts.sum()), 0
     parts: dict[str, np.ndarray] = {}
-    weights = np.empty((total, len(model.design.area)), dtype=np.float32)
+    # column-major: `correct` sums them over neighbourhoods with a sparse product, which reads
+    # them by row (of the transpose) without a copy of its own
+    weights = np.empty((total, len(model.design.area)), dtype=np.float32, order="F")
     for j, (t, count) in enumerate(zip(thetas, counts, strict=True)):
         kept = None
         if modes is not None:

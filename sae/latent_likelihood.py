@@ -69,13 +69,16 @@ class Curvature:
     def expansion(self, shift: np.ndarray) -> np.ndarray:
         """The second-order expansion of each row's ℓ at this η, for shifts η − η* per draw
         (draws × rows); each pair's cross term is split evenly between its two rows."""
-        quadratic = self.weight * shift**2
+        expansion = shift * (-0.5 * self.weight)  # ((g − ½ w δ) δ + ℓ), in place: draws × rows
+        expansion += self.gradient
+        expansion *= shift
+        expansion += self.value
         if len(self.pairs):
             products = self.cross * shift[:, self.pairs.first] * shift[:, self.pairs.second]
-            cross = np.zeros_like(quadratic)
+            cross = np.zeros_like(expansion)
             np.add.at(cross.T, self.pairs.first, products.T)
-            quadratic = quadratic + cross
-        return self.value + self.gradient * shift - 0.5 * quadratic
+            expansion -= 0.5 * cross
+        return expansion
 
 
 @dataclass(frozen=True)
