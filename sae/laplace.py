@@ -25,7 +25,7 @@ import scipy.sparse as sp
 from sae.errors import SaeError
 from sae.latent import LatentModel
 from sae.latent_likelihood import Curvature, RowPairs
-from sae.sparse_cholesky import BorderedCholesky, FactorPlan
+from sae.sparse_cholesky import BorderedCholesky, FactorPlan, segment_pairs
 
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
@@ -67,13 +67,8 @@ class PrecisionAssembly:
         rows = np.arange(incidence.shape[0])
         first_row = np.concatenate([rows, pairs.first])
         second_row = np.concatenate([rows, pairs.second])
-        counts = np.diff(incidence.indptr)
-        sizes = counts[first_row] * counts[second_row]
-        weight_of = np.repeat(np.arange(len(first_row)), sizes)
-        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        across = counts[second_row][weight_of]
-        first = incidence.indptr[first_row][weight_of] + within // across
-        second = incidence.indptr[second_row][weight_of] + within % across
+        weight_of, first, second = segment_pairs(incidence.indptr[:-1], np.diff(incidence.indptr),
+                                                 first_row, second_row)  # fmt: skip
         q = [sp.coo_array(m) for m in (precision, *parts)]
         n = precision.shape[0]
         a, b = incidence.indices[first].astype(np.int64), incidence.indices[second].astype(np.int64)
@@ -179,22 +174,22 @@ class LaplaceEngine:
         known = [m for m in (self.last, self.anchor) if m is not None]
         if not known:
             return self.model.mean.copy()
-        last = min(known, key=lambda m: np.abs(t - m.t).max())
-        if np.abs(t - last.t).max() > TANGENT_RANGE:
-            ratio = np.divide(last.scales, scales, out=np.ones_like(scales), where=scales > 0)
-            return last.x * ratio
+        base = min(known, key=lambda m: np.abs(t - m.t).max())
+        if np.abs(t - base.t).max() > TANGENT_RANGE:
+            ratio = np.divide(base.scales, scales, out=np.ones_like(scales), where=scales > 0)
+            return base.x * ratio
         incidence = self.model.incidence
-        change = scales - last.scales
-        curvature = last.curvature
-        shift = incidence @ (change * last.x)
+        change = scales - base.scales
+        curvature = base.curvature
+        shift = incidence @ (change * base.x)
         force = (change * (incidence.T @ curvature.gradient)
-                 - last.scales * (incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
-        if precision is not last.precision:  # Q depends on θ
-            force -= (precision - last.precision) @ (last.x - self.model.mean)
-        step = last.factor.solve(force)
-        if last.kriging is not None:
-            step = step - last.kriging @ (self.model.constraints @ step)
-        return last.x + step
+                 - base.scales * (incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
+        if precision is not base.precision:  # Q depends on θ
+            force -= (precision - base.precision) @ (base.x - self.model.mean)
+        step = base.factor.solve(force)
+        if base.kriging is not None:
+            step = step - base.kriging @ (self.model.constraints @ step)
+        return base.x + step
 
     def log_posterior(self, t: np.ndarray) -> float:
         return self.mode(np.asarray(t, float)).log_posterior

@@ -165,17 +165,15 @@ class FactorPlan:
         leaf = independent_leaves(r, c, self.inner_size)
         self.leaves, self.rest = np.flatnonzero(leaf), np.flatnonzero(~leaf)
         local = np.empty(self.inner_size, np.int64)
-        local[self.leaves], local[self.rest] = (
-            np.arange(len(self.leaves)),
-            np.arange(len(self.rest)),
-        )
+        local[self.leaves] = np.arange(len(self.leaves))
+        local[self.rest] = np.arange(len(self.rest))
         on_diagonal = (r == c) & leaf[c]
         self.diagonal_at = inner[on_diagonal][np.argsort(c[on_diagonal])]
         if len(self.diagonal_at) != len(self.leaves):
             raise ValueError("every diagonal entry must be in the pattern")
         self._coupling_pattern(inner, local[r], local[c], ~leaf[r] & leaf[c])
-        self._schur_pattern(inner[~leaf[r] & ~leaf[c]], local[r][~leaf[r] & ~leaf[c]],
-                            local[c][~leaf[r] & ~leaf[c]])  # fmt: skip
+        rest = ~leaf[r] & ~leaf[c]
+        self._schur_pattern(inner[rest], local[r[rest]], local[c[rest]])
 
     def _coupling_pattern(self, inner, r, c, coupling) -> None:
         """E's entries in CSR order (rows: rest, columns: leaves)."""
@@ -183,6 +181,7 @@ class FactorPlan:
         order = np.lexsort((columns, rows))
         self.coupling_at = inner[coupling][order]
         self.coupling_rows, self.coupling_columns = rows[order], columns[order]
+        self.coupling_indices = self.coupling_columns.astype(np.int32)
         counts = np.bincount(self.coupling_rows, minlength=len(self.rest))
         self.coupling_indptr = np.concatenate([[0], np.cumsum(counts)]).astype(np.int32)
 
@@ -192,12 +191,10 @@ class FactorPlan:
         m = len(self.rest)
         by_leaf = np.argsort(self.coupling_columns, kind="stable")
         counts = np.bincount(self.coupling_columns, minlength=len(self.leaves))
-        sizes = counts**2
-        self.pair_leaf = np.repeat(np.arange(len(self.leaves)), sizes)
-        within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
-        starts = (np.cumsum(counts) - counts)[self.pair_leaf]
-        self.pair_first = by_leaf[starts + within // counts[self.pair_leaf]]
-        self.pair_second = by_leaf[starts + within % counts[self.pair_leaf]]
+        leaves = np.arange(len(self.leaves))
+        self.pair_leaf, first, second = segment_pairs(np.cumsum(counts) - counts, counts, leaves,
+                                                      leaves)  # fmt: skip
+        self.pair_first, self.pair_second = by_leaf[first], by_leaf[second]
         pair_keys = (self.coupling_rows[self.pair_second] * m
                      + self.coupling_rows[self.pair_first])  # fmt: skip
         rest_keys = columns * m + rows
@@ -227,7 +224,7 @@ class FactorPlan:
         m = len(self.rest)
         sparse = EliminatedCholesky(
             self.leaves, self.rest, diagonal,
-            sp.csr_matrix((coupling, self.coupling_columns.astype(np.int32), self.coupling_indptr),
+            sp.csr_matrix((coupling, self.coupling_indices, self.coupling_indptr),
                           shape=(m, len(self.leaves))),
             sp.csc_matrix((schur, self.schur_indices, self.schur_indptr), shape=(m, m)),
         )  # fmt: skip
@@ -260,3 +257,15 @@ def independent_leaves(rows: np.ndarray, columns: np.ndarray, size: int) -> np.n
         open_ &= ~joining
         open_[columns[joining[rows]]] = False
     return chosen
+
+
+def segment_pairs(starts: np.ndarray, counts: np.ndarray, first: np.ndarray,
+                  second: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:  # fmt: skip
+    """Every pair of an entry of segment first[k] with an entry of segment second[k] (segments of
+    one flat array, given by their `starts` and `counts`): for each pair, k and the two entries'
+    positions in the flat array."""
+    sizes = counts[first] * counts[second]
+    owner = np.repeat(np.arange(len(first)), sizes)
+    within = np.arange(int(sizes.sum())) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+    across = counts[second][owner]
+    return owner, starts[first][owner] + within // across, starts[second][owner] + within % across
