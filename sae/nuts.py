@@ -24,7 +24,10 @@ Hoffman & Gelman (2014). The No-U-Turn Sampler. JMLR 15:1593-1623.
 
 from __future__ import annotations
 
+import contextlib
+import tempfile
 import time
+from collections.abc import Iterator
 
 import arviz as az
 import numpy as np
@@ -37,6 +40,7 @@ from sae.design import Design
 from sae.diagnostics import Diagnostics, mcmc_diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
+from sae.memory import release_free_memory
 from sae.posterior import without_baseline
 from sae.predictor import (
     TIME_EFFECTS,
@@ -50,9 +54,10 @@ from sae.spec import SamplerSpec, Spec
 from sae.threads import sampler_cores
 
 SUM_TO_ZERO_SCALE = 0.001
+TRACE_MEMORY_LIMIT = 2**30  # bytes of nutpie trace kept in memory; a larger one goes to disk
 KEPT = ("intercept", "beta", "group_effect", "area_effect", "area_sigma", "area_rho",
         "group_area_sigma", "group_area_rho", *TIME_EFFECTS, "time_sigma", "group_time_sigma",
-        "area_time_sigma")  # fmt: skip
+        "area_time_sigma", "group_area_effect", "group_area_correlation")  # fmt: skip
 
 
 def run_nuts(
@@ -62,10 +67,13 @@ def run_nuts(
     start = time.perf_counter()
     model = build(design, graph, spec, family)
     seconds = {"build": time.perf_counter() - start}
-    idata, sampler_seconds = sample(model, spec.sampler, progress)
-    seconds |= sampler_seconds
+    with sampled(model, spec.sampler, progress, seconds) as idata:
+        start = time.perf_counter()
+        common = common_draws(idata, design, graph, spec.model.group_effects)
+        seconds["draws"] = time.perf_counter() - start
+    del model, idata
+    release_free_memory()
     start = time.perf_counter()
-    common = common_draws(idata, design, graph, spec.model.group_effects)
     diagnostics = mcmc_diagnostics(common, spec.flags)  # of what users see, not the sampler's z
     seconds["diagnostics"] = time.perf_counter() - start
     return common, diagnostics, seconds
@@ -92,14 +100,12 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
             sigma = scale_sigma("area_sigma", prior)
             field = iid_combination(sigma, pm.Normal("area_unstructured", 0.0, 1.0, dims="area"))
         params["area_effect"] = pm.Deterministic("area_effect", field, dims="area")
-        if spec.model.group_effects == "iid":
-            sigma = scale_sigma("group_area_sigma", prior, dims="group")
-            z = pm.Normal("group_area_z", 0.0, 1.0, dims=("group", "area"))
-            params["group_area_effect"] = iid_combination(sigma, z)
-        elif spec.model.group_effects == "bym2":
-            params["group_area_effect"] = bym2_field("group_area", graph, prior, spectrum, "group")
-        elif spec.model.group_effects == "mcar":
-            params["group_area_effect"] = mcar_field(graph, prior, spectrum, len(design.groups))
+        if spec.model.group_effects != "none":
+            params["group_area_effect"] = pm.Deterministic(
+                "group_area_effect", group_area_field(spec.model.group_effects, graph, prior,
+                                                      spectrum, len(design.groups)),
+                dims=("group", "area"),
+            )  # fmt: skip
         if design.periods:
             params |= time_effects(design, graph, spec, prior)
         eta = linear_predictor(params, design.area, design.group, design.X, design.period)
@@ -107,6 +113,16 @@ def build(design: Design, graph: AreaGraph, spec: Spec, family: Family) -> pm.Mo
         if design.unknown is not None:
             unknown_group_term(design, spec, pt.exp(eta + design.rows.offset))
     return model
+
+
+def group_area_field(kind: str, graph: AreaGraph, prior: PriorSet, spectrum, groups: int):
+    """c_ig of `[model] group_effects` (iid, bym2 or mcar), each group's deviation by area."""
+    if kind == "iid":
+        sigma = scale_sigma("group_area_sigma", prior, dims="group")
+        return iid_combination(sigma, pm.Normal("group_area_z", 0.0, 1.0, dims=("group", "area")))
+    if kind == "bym2":
+        return bym2_field("group_area", graph, prior, spectrum, "group")
+    return mcar_field(graph, prior, spectrum, groups)
 
 
 def time_effects(design: Design, graph: AreaGraph, spec: Spec, prior: PriorSet) -> dict:
@@ -221,20 +237,6 @@ def mcar_field(graph: AreaGraph, prior: PriorSet, spectrum, groups: int):
     return sigma[:, None] * pt.dot(pt.linalg.cholesky(correlation), unit)
 
 
-def mcar_draws(raw: xr.Dataset, graph: AreaGraph):
-    """The MCAR deviations of every draw, and ρ repeated for each group (the common draws' form)."""
-    rho = raw["group_area_rho"].to_numpy()
-    sigma = raw["group_area_sigma"].to_numpy()
-    unit = bym2_combination(np.ones_like(sigma), rho[..., None], raw["group_area_structured"].to_numpy(),
-                            raw["group_area_unstructured"].to_numpy(), *structure_weights(graph))  # fmt: skip
-    cholesky = np.linalg.cholesky(raw["group_area_correlation"].to_numpy())
-    effect = sigma[..., None] * np.einsum("cdgh,cdha->cdga", cholesky, unit)
-    repeated = raw["group_area_sigma"].copy(
-        data=np.broadcast_to(rho[..., None], sigma.shape).copy()
-    )
-    return effect, repeated
-
-
 def icar_logp(u, graph: AreaGraph):
     """−½ Σ_(i~j) (u_i − u_j)², a soft sum-to-zero per component, and N(0, 1) on islands.
 
@@ -253,69 +255,71 @@ def icar_logp(u, graph: AreaGraph):
     return logp
 
 
-def sample(
-    model: pm.Model, sampler: SamplerSpec, progress: bool = True
-) -> tuple[az.InferenceData, dict[str, float]]:
-    """Draw from the posterior of `model` with the spec's backend, chains, draws, tune and seed.
+@contextlib.contextmanager
+def sampled(
+    model: pm.Model, sampler: SamplerSpec, progress: bool, seconds: dict[str, float]
+) -> Iterator[az.InferenceData]:
+    """Draw from the posterior of `model` with the spec's backend, chains, draws, tune and seed;
+    the seconds spent compiling and sampling go into `seconds` (PyMC's NUTS compiles inside its
+    sampling call, so there the two are one figure, under "sample").
 
-    Returns the draws and the seconds spent compiling and sampling (PyMC's NUTS compiles inside
-    its sampling call, so there the two are one figure, under "sample").
+    nutpie keeps, at every warm-up and kept draw, each free parameter, its gradient and its
+    unconstrained value besides the stored variables, whatever its `store_*` settings say
+    (nutpie 0.16.8), and the conversion to InferenceData copies the draws: on US counties × 5
+    groups that is about 4 GB. A trace above `TRACE_MEMORY_LIMIT` is written to a zarr store in a
+    temporary folder instead and read from it lazily, so what the caller reads must be loaded
+    before the block ends and the folder is deleted. (The store is slower to write, which is why
+    small traces stay in memory: 4.8 → 12–15 s of sampling on Scotland.)
     """
     start = time.perf_counter()
-    if sampler.backend == "nutpie":
-        import nutpie
+    if sampler.backend != "nutpie":
+        with model:
+            yield pm.sample(
+                draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+                random_seed=sampler.seed, target_accept=sampler.target_accept,
+                progressbar=progress, compute_convergence_checks=False, **sampler_cores(),
+            )  # fmt: skip
+        seconds["sample"] = time.perf_counter() - start
+        return
+    import nutpie
 
-        compiled = nutpie.compile_pymc_model(model)
-        compiled_at = time.perf_counter()
-        idata = nutpie.sample(
-            compiled,
-            draws=sampler.draws,
-            tune=sampler.tune,
-            chains=sampler.chains,
-            seed=sampler.seed,
-            target_accept=sampler.target_accept,
-            progress_bar=progress,
-            save_warmup=False,
-            low_rank_modified_mass_matrix=sampler.low_rank_mass_matrix,
-            **sampler_cores(),
-        )
-        end = time.perf_counter()
-        return idata, {"compile": compiled_at - start, "sample": end - compiled_at}
-    with model:
-        idata = pm.sample(
-            draws=sampler.draws,
-            tune=sampler.tune,
-            chains=sampler.chains,
-            random_seed=sampler.seed,
-            target_accept=sampler.target_accept,
-            progressbar=progress,
-            compute_convergence_checks=False,
-            **sampler_cores(),
-        )
-    return idata, {"sample": time.perf_counter() - start}
+    stored = [name for name in KEPT if name in model.named_vars]
+    compiled = nutpie.compile_pymc_model(model, var_names=stored)
+    seconds["compile"] = time.perf_counter() - start
+    with contextlib.ExitStack() as stack:
+        if trace_bytes(compiled, sampler) > TRACE_MEMORY_LIMIT:
+            folder = stack.enter_context(tempfile.TemporaryDirectory(prefix="sae-nuts-"))
+            store = {"zarr_store": nutpie.zarr_store.LocalStore(folder)}
+        else:
+            store = {}
+        start = time.perf_counter()
+        yield nutpie.sample(
+            compiled, draws=sampler.draws, tune=sampler.tune, chains=sampler.chains,
+            seed=sampler.seed, target_accept=sampler.target_accept, progress_bar=progress,
+            save_warmup=False, low_rank_modified_mass_matrix=sampler.low_rank_mass_matrix,
+            **store, **sampler_cores(),
+        )  # fmt: skip
+        seconds["sample"] = time.perf_counter() - start
+
+
+def trace_bytes(compiled, sampler: SamplerSpec) -> int:
+    """Memory an in-memory nutpie trace and its conversion take: per warm-up or kept draw, the
+    stored values twice, the gradient and the unconstrained draw, in float64."""
+    rows = sampler.chains * (sampler.tune + sampler.draws)
+    return 8 * rows * (2 * compiled.n_expanded + 2 * compiled.n_dim)
 
 
 def common_draws(
     idata: az.InferenceData, design: Design, graph: AreaGraph, group_effects: str
 ) -> az.InferenceData:
-    """The draws as every method returns them (see `sae.posterior`), with the sample stats."""
+    """The draws as every method returns them (see `sae.posterior`), loaded into memory, with the
+    sampler's statistics of each draw (not the per-parameter ones: gradients, mass matrix)."""
     raw = idata.posterior
     values = {name: raw[name] for name in KEPT if name in raw}
     dims, group_effect, compared = without_baseline(raw["group_effect"].to_numpy(), design)
     values["group_effect"] = (dims, group_effect)
-    if group_effects == "iid":
-        effect = iid_combination(raw["group_area_sigma"].to_numpy(), raw["group_area_z"].to_numpy())
-    elif group_effects == "bym2":
-        effect = bym2_combination(
-            raw["group_area_sigma"].to_numpy(), raw["group_area_rho"].to_numpy(),
-            raw["group_area_structured"].to_numpy(), raw["group_area_unstructured"].to_numpy(),
-            *structure_weights(graph),
-        )  # fmt: skip
-    elif group_effects == "mcar":
-        effect, values["group_area_rho"] = mcar_draws(raw, graph)
-        values["group_area_correlation"] = raw["group_area_correlation"]
-    if group_effects != "none":
-        values["group_area_effect"] = (("chain", "draw", "group", "area"), effect)
+    if group_effects == "mcar":  # one ρ for every group, repeated in the common form
+        values["group_area_rho"] = raw["group_area_rho"].broadcast_like(raw["group_area_sigma"])
     posterior = xr.Dataset(values).assign_coords(
         group=list(design.groups),
         area=list(graph.ids),
@@ -324,4 +328,6 @@ def common_draws(
     )
     if design.periods:
         posterior = posterior.assign_coords(period=list(design.periods))
-    return az.InferenceData(posterior=posterior, sample_stats=idata.sample_stats)
+    stats = idata.sample_stats
+    per_draw = [name for name, value in stats.data_vars.items() if value.dims == ("chain", "draw")]
+    return az.InferenceData(posterior=posterior.load(), sample_stats=stats[per_draw].load())
