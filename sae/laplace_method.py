@@ -34,16 +34,13 @@ from sae.hyperparameter_integration import (
 from sae.laplace import LaplaceEngine, Mode, draw_latent, row_log_weights
 from sae.latent import LatentModel, latent_model
 from sae.memory import release_free_memory
-from sae.posterior import without_baseline
+from sae.posterior import AREA_EFFECTS, RATE_DTYPE, without_baseline
 from sae.spec import Spec
 
 log = logging.getLogger("sae.laplace")
 DRAW_BATCH = 250
 NEGLIGIBLE_WEIGHT_SD = 0.1  # log weights varying less than this cannot move a number noticeably
 CORRECTION_MIN_ESS = 0.25  # share of the draws a joint reweighting must keep
-# draws with an area dimension are stored in float32 (7 significant digits, far below their
-# Monte Carlo error; half the memory of the largest arrays); θ and the fixed effects stay float64
-AREA_EFFECTS = ("area_effect", "group_area_effect", "area_time_effect")
 RELEASE_EVERY = 16  # integration points between giving freed memory back (`sae.memory`)
 
 
@@ -177,7 +174,7 @@ def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] 
             theta = np.tile(model.natural(mode.t), (size, 1))
             for name, value in {**model.effects(x, theta), "theta": theta}.items():
                 if name not in parts:
-                    dtype = np.float32 if name in AREA_EFFECTS else float
+                    dtype = RATE_DTYPE if name in AREA_EFFECTS else float
                     parts[name] = np.empty((total, *value.shape[1:]), dtype=dtype)
                 parts[name][filled : filled + size] = value
             weights[filled : filled + size] = row_log_weights(model, mode, x)

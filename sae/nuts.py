@@ -41,7 +41,7 @@ from sae.diagnostics import Diagnostics, mcmc_diagnostics
 from sae.family import Family
 from sae.graph import AreaGraph
 from sae.memory import release_free_memory
-from sae.posterior import without_baseline
+from sae.posterior import AREA_EFFECTS, RATE_DTYPE, without_baseline
 from sae.predictor import (
     TIME_EFFECTS,
     bym2_combination,
@@ -315,7 +315,8 @@ def common_draws(
     """The draws as every method returns them (see `sae.posterior`), loaded into memory, with the
     sampler's statistics of each draw (not the per-parameter ones: gradients, mass matrix)."""
     raw = idata.posterior
-    values = {name: raw[name] for name in KEPT if name in raw}
+    values = {name: loaded(raw[name], RATE_DTYPE) if name in AREA_EFFECTS else raw[name]
+              for name in KEPT if name in raw}  # fmt: skip
     dims, group_effect, compared = without_baseline(raw["group_effect"].to_numpy(), design)
     values["group_effect"] = (dims, group_effect)
     if group_effects == "mcar":  # one ρ for every group, repeated in the common form
@@ -331,3 +332,12 @@ def common_draws(
     stats = idata.sample_stats
     per_draw = [name for name, value in stats.data_vars.items() if value.dims == ("chain", "draw")]
     return az.InferenceData(posterior=posterior.load(), sample_stats=stats[per_draw].load())
+
+
+def loaded(draws: xr.DataArray, dtype) -> xr.DataArray:
+    """`draws` in memory as `dtype`, read one chain at a time (so a lazily read float64 trace is
+    never held whole)."""
+    values = np.empty(draws.shape, dtype)
+    for chain in range(draws.sizes["chain"]):
+        values[chain] = draws.isel(chain=chain).to_numpy()
+    return draws.copy(data=values)

@@ -6,7 +6,8 @@ Every inference method returns an InferenceData whose posterior holds, with dims
                                  coefficients follow from them: `Design.standardised_coefficients`)
     group_effect (compared_group)  α_g of each group but the baseline (whose α_g is 0, attribute
                                  `baseline_group`), so no series is constant
-    area_effect (area)           b_i
+    area_effect (area)           b_i (this and the other effects with an area dimension, in
+                                 `AREA_EFFECTS`, are float32, `RATE_DTYPE`)
     group_area_effect (group, area)   c_ig, when the model has group effects
     time_effect (period), group_time_effect (group, period), area_time_effect (area, period):
                                  f_t, f_gt and δ_it of a space–time model, those it has
@@ -30,9 +31,11 @@ from sae.predictor import TIME_EFFECTS, linear_predictor
 
 CELL = ("area", "group")  # a cell without time; `Grid.cell` adds the period when there is one
 SAMPLES_PER_PRODUCT = 500  # draws per block of a sparse weighted sum or of the rates
-# rate draws in float32: 7 significant digits, far finer than their Monte Carlo error (summaries
-# are accumulated in float64), at half the memory of the largest arrays sae holds
+# rate draws, and the draws of effects with an area dimension, in float32: 7 significant digits,
+# far finer than their Monte Carlo error (summaries are accumulated in float64), at half the memory
+# of the largest arrays sae holds; θ and the fixed effects stay float64
 RATE_DTYPE = np.float32
+AREA_EFFECTS = ("area_effect", "group_area_effect", "area_time_effect")
 
 
 def effects(posterior: xr.Dataset, chain: int, design: Design) -> dict[str, np.ndarray]:
