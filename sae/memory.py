@@ -1,6 +1,6 @@
 """Giving freed memory back to the operating system between the steps of a large fit.
 
-The Laplace engine factorises thousands of sparse matrices (CHOLMOD) and makes many medium-sized
+The Laplace engine factorises thousands of sparse matrices and makes many medium-sized
 temporaries. glibc's allocator serves those from its heap and keeps what they free, so a fit's
 resident memory stays at its high-water mark long after the memory is free: measured on the US
 counties × 5 groups (15,535 cells), 2.1 GB resident after `sae.fit`, of which 0.74 GB was free heap

@@ -12,7 +12,7 @@ from pathlib import Path
 
 PACKAGES = (
     "sae", "pymc", "pytensor", "nutpie", "arviz", "numpy", "scipy", "pandas", "xarray",
-    "geopandas", "libpysal", "sksparse-minimal",
+    "geopandas", "libpysal", "qdldl",
 )  # fmt: skip
 
 

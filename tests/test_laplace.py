@@ -15,7 +15,7 @@ from sae.fit import design_for
 from sae.inputs import load_inputs
 from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
 from sae.latent import latent_model
-from sae.sparse_cholesky import FactorPlan, SparseCholesky, independent_leaves
+from sae.sparse_cholesky import FactorPlan, Refactorisation, SparseCholesky, independent_leaves
 from sae.spec_file import spec_from_dict
 
 
@@ -104,6 +104,27 @@ def test_sparse_cholesky_log_determinant_solve_and_draws():
     variances = np.diag(exact)
     standard_error = np.sqrt((np.outer(variances, variances) + exact**2) / n)  # Wishart
     assert np.abs(np.cov(draws) - exact).max() < 5 * standard_error.max()
+
+
+def test_refactorised_factors_of_one_pattern_stay_valid_side_by_side():
+    """A `Refactorisation` reuses one analysis: each factor it returns is its own copy, so the
+    first still solves its matrix after the second is made (a Laplace mode keeps its factor for
+    the next warm start)."""
+    rng = np.random.default_rng(3)
+    dense = rng.normal(size=(25, 25)) * (rng.uniform(size=(25, 25)) < 0.2)
+    first = sp.csc_matrix(dense @ dense.T + 5 * np.eye(25))
+    second = first.copy()
+    second.data = second.data * rng.uniform(0.5, 1.5)  # same pattern, other values
+    second = second + sp.csc_matrix(np.diag(rng.uniform(1, 3, 25)))
+    second = sp.csc_matrix(second)
+    factors = Refactorisation()
+    a, b = factors.factorise(sp.csc_matrix(first)), factors.factorise(second)
+    rhs = rng.normal(size=(25, 3))
+    assert a.solve(rhs) == pytest.approx(np.linalg.solve(first.toarray(), rhs), rel=1e-10)
+    assert b.solve(rhs) == pytest.approx(np.linalg.solve(second.toarray(), rhs), rel=1e-10)
+    assert a.logdet() == pytest.approx(np.linalg.slogdet(first.toarray())[1], rel=1e-12)
+    with pytest.raises(np.linalg.LinAlgError):
+        factors.factorise(sp.csc_matrix(first - 20 * sp.eye(25)))
 
 
 def bordered_leafy_matrix(rng) -> sp.csc_matrix:
