@@ -213,8 +213,7 @@ def write_results(results: list[dict], path: Path) -> None:
         "",
         f"Machine: {sae.provenance.machine()}, Python {platform.python_version()}. Packages: "
         + ", ".join(
-            f"{p} {sae.provenance.package_version(p)}"
-            for p in ("pymc", "nutpie", "numpy", "sksparse-minimal")
+            f"{p} {sae.provenance.package_version(p)}" for p in ("pymc", "nutpie", "numpy", "qdldl")
         ),  # fmt: skip
         "",
         "Produced by `benchmarks/speed/run.py`; raw figures in `results.json`. `fit_s`: `sae.fit` in a warm "
@@ -225,7 +224,10 @@ def write_results(results: list[dict], path: Path) -> None:
     ]
     for r in results:
         lines.append("| " + " | ".join(str(r.get(c, "")) for c in columns) + " |")
-    path.write_text("\n".join(lines) + "\n")
+    # the sections written by hand below the table (readings, earlier sessions) are kept
+    earlier = path.read_text() if path.exists() else ""
+    kept = earlier[earlier.index("\n## ") :] if "\n## " in earlier else ""
+    path.write_text("\n".join(lines) + "\n" + kept)
 
 
 def main() -> None:
