@@ -88,6 +88,20 @@ def agreement(ours: pd.DataFrame, reference: pd.DataFrame, columns, sd: pd.Serie
     return result
 
 
+def outside_cells(est: pd.DataFrame) -> dict:
+    """How the cells with a mean or interval end outside the band are flagged: as unreliable in
+    the estimates, and by the approximation's own check (k̂ > 0.7)."""
+    outside = np.zeros(len(est), bool)
+    for column in ("mean", "lower", "upper"):
+        tolerance = np.maximum(0.05 * est[f"{column}_ref"].abs(), 0.1 * est["sd_ref"])
+        outside |= ((est[column] - est[f"{column}_ref"]).abs() > tolerance).to_numpy()
+    return {"cells": int(outside.sum()),
+            "unreliable": int((est.loc[outside, "flag"] == "unreliable").sum()),
+            # no per-area k̂ column when the whole field was corrected jointly (its k̂ < 0.7)
+            "pareto_k_over": int((est.get("pareto_k", pd.Series(0.0, est.index))[outside]
+                                  > 0.7).sum())}  # fmt: skip
+
+
 def compare(name: str, laplace: dict, reference: dict) -> dict:
     keys = ["area", "group"]
     est = laplace["estimates"].merge(reference["estimates"], on=keys, suffixes=("", "_ref"))
@@ -96,7 +110,7 @@ def compare(name: str, laplace: dict, reference: dict) -> dict:
         est[["mean_ref", "lower_ref", "upper_ref"]].set_axis(["mean", "lower", "upper"], axis=1),
         ("mean", "lower", "upper"), est["sd_ref"],
     )  # fmt: skip
-    out = {"cells": len(est), "estimates": estimates}
+    out = {"cells": len(est), "estimates": estimates, "outside": outside_cells(est)}
     if "gaps" in laplace:
         gaps = laplace["gaps"].merge(reference["gaps"], on=keys, suffixes=("", "_ref"))
         sd = (gaps["ratio_upper_ref"] - gaps["ratio_lower_ref"]) / 3.92
@@ -146,6 +160,35 @@ def main() -> None:
     (HERE / "RESULTS.md").write_text(markdown(results))
 
 
+AGREEMENT_TARGET = 0.95  # share of numbers within the band for a dataset to read as agreeing
+
+
+def reading(results: dict) -> list[str]:
+    """Plain sentences: which datasets agree on every figure, and where the others fall short."""
+    agree, short = [], []
+    for name, entry in results.items():
+        if "agreement" not in entry:
+            continue
+        figures = {**entry["agreement"]["estimates"], **entry["agreement"].get("gaps", {})}
+        below = {k: v for k, v in figures.items() if v["share"] < AGREEMENT_TARGET}
+        if not below:
+            agree.append(name)
+        else:
+            short.append(f"- **{name}** falls short on " + ", ".join(
+                f"{k} ({v['share']:.1%} within the band, worst {v['worst']:.1f}× the tolerance)"
+                for k, v in below.items()) + ".")  # fmt: skip
+    lines = [f"- At least {AGREEMENT_TARGET:.0%} of every figure (means, interval ends, gaps) agree on: "
+             + ", ".join(agree) + "."] if agree else []  # fmt: skip
+    lines += short
+    for name, entry in results.items():
+        outside = entry.get("agreement", {}).get("outside")
+        if outside and outside["cells"]:
+            lines.append(f"- {name}: cells with a number outside the band: {outside['cells']}; of "
+                         f"those, flagged unreliable in the estimates: {outside['unreliable']}, by the "
+                         f"approximation's check (k̂ > 0.7): {outside['pareto_k_over']}.")  # fmt: skip
+    return lines
+
+
 def markdown(results: dict) -> str:
     lines = ["# Laplace vs long NUTS runs", "",
              "Share of posterior means and 95% interval ends within max(5% relative, 0.1 sd) of the "
@@ -167,6 +210,7 @@ def markdown(results: dict) -> str:
             + f" | {a.get('gap_count', '–')} | " + " | ".join(gap_cells)
             + f" | {entry['laplace']['seconds']:.1f} | {'–' if nuts is None else f'{nuts:.0f}'} |"
         )  # fmt: skip
+    lines += ["", "## Reading", "", *reading(results)]
     lines += ["", "## Hyperparameters: posterior quantiles (Laplace / NUTS)", ""]
     lines += ["| dataset | parameter | " + " | ".join(f"q{q:g}" for q in QUANTILES) + " |",
               "|---|---|" + "---|" * len(QUANTILES)]  # fmt: skip
