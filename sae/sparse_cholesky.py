@@ -41,23 +41,20 @@ class SparseCholesky:
     factors of many matrices of one pattern."""
 
     def __init__(self, matrix: sp.sparray):
-        solver = _qdldl().Solver(sp.csc_matrix(matrix))
-        self._set(*solver.factors())
+        lower, d, order = _qdldl().Solver(sp.csc_matrix(matrix)).factors()
+        self._set((lower.indptr, lower.indices, lower.data), d, order)
 
     @classmethod
-    def from_parts(cls, lower: sp.csc_matrix, d: np.ndarray, order: np.ndarray):
+    def from_parts(cls, lower: tuple, d: np.ndarray, order: np.ndarray):
+        """The factor from L in CSC form (indptr, indices, data), D and the ordering."""
         factor = cls.__new__(cls)
         factor._set(lower, d, order)
         return factor
 
-    def _set(self, lower: sp.csc_matrix, d: np.ndarray, order: np.ndarray) -> None:
+    def _set(self, lower: tuple, d: np.ndarray, order: np.ndarray) -> None:
         if not (d > 0).all():
             raise np.linalg.LinAlgError("the matrix is not positive definite")
-        lower.sort_indices()
-        self.size = len(d)
-        self._lower = (lower.indptr.astype(np.int64), lower.indices.astype(np.int64),
-                       lower.data)  # fmt: skip
-        self._d, self._order = d, np.asarray(order, dtype=np.int64)
+        self.size, self._lower, self._d, self._order = len(d), lower, d, order
 
     def _columns(self, rhs: np.ndarray) -> np.ndarray:
         """rhs (a vector or columns) in the factor's order, as a C-ordered matrix to solve in."""
@@ -96,18 +93,24 @@ class Refactorisation:
 
     def __init__(self):
         self._solver = None
+        self._pattern = None  # L's indptr and indices and the ordering: fixed by the analysis
 
     def factorise(self, upper: sp.csc_matrix) -> SparseCholesky:
         if self._solver is None:
             self._solver = _qdldl().Solver(upper, upper=True)
         else:
             self._solver.update(upper, upper=True)
-        return SparseCholesky.from_parts(*self._solver.factors())
+        lower, d, order = self._solver.factors()
+        if self._pattern is None:
+            self._pattern = (lower.indptr, lower.indices, order)
+        indptr, indices, order = self._pattern
+        return SparseCholesky.from_parts((indptr, indices, lower.data), d, order)
 
 
 @njit(cache=True)
 def unit_lower_solve(indptr, indices, data, b):  # pragma: no cover - compiled
-    """b ← (I + L)⁻¹ b in place, L strictly lower triangular in CSC, b of shape (n, k)."""
+    """b ← (I + L)⁻¹ b in place, L strictly lower triangular in CSC (rows in any order within a
+    column), b of shape (n, k)."""
     for j in range(b.shape[0]):
         for p in range(indptr[j], indptr[j + 1]):
             i, value = indices[p], data[p]

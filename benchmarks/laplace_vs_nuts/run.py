@@ -79,11 +79,15 @@ def tables(result) -> dict[str, pd.DataFrame]:
     return out
 
 
+def band_ratio(ours: pd.Series, reference: pd.Series, sd: pd.Series) -> pd.Series:
+    """|difference| / max(5% of the reference, 0.1 sd): ≤ 1 agrees."""
+    return (ours - reference).abs() / np.maximum(0.05 * reference.abs(), 0.1 * sd)
+
+
 def agreement(ours: pd.DataFrame, reference: pd.DataFrame, columns, sd: pd.Series) -> dict:
     result = {}
     for column in columns:
-        tolerance = np.maximum(0.05 * reference[column].abs(), 0.1 * sd)
-        ratio = (ours[column] - reference[column]).abs() / tolerance
+        ratio = band_ratio(ours[column], reference[column], sd)
         result[column] = {"share": float((ratio <= 1).mean()), "worst": float(ratio.max())}
     return result
 
@@ -93,8 +97,7 @@ def outside_cells(est: pd.DataFrame) -> dict:
     the estimates, and by the approximation's own check (k̂ > 0.7)."""
     outside = np.zeros(len(est), bool)
     for column in ("mean", "lower", "upper"):
-        tolerance = np.maximum(0.05 * est[f"{column}_ref"].abs(), 0.1 * est["sd_ref"])
-        outside |= ((est[column] - est[f"{column}_ref"]).abs() > tolerance).to_numpy()
+        outside |= (band_ratio(est[column], est[f"{column}_ref"], est["sd_ref"]) > 1).to_numpy()
     return {"cells": int(outside.sum()),
             "unreliable": int((est.loc[outside, "flag"] == "unreliable").sum()),
             # no per-area k̂ column when the whole field was corrected jointly (its k̂ < 0.7)
