@@ -17,6 +17,7 @@ Gaussian Markov Random Fields, sec. 2.3 (conditioning by kriging) and 4.4.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -123,15 +124,29 @@ class LaplaceEngine:
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
 
-    def mode(self, t: np.ndarray, tolerance: float = NEWTON_TOLERANCE) -> Mode:
-        """The Gaussian approximation at θ (unconstrained `t`): Newton's method until the Newton
-        decrement, the predicted gain in log density, is below `tolerance`."""
+    def evaluate(self, ts: np.ndarray, tolerance: float, start: Mode | None,
+                 result: Callable[[Mode], object] = lambda mode: mode.log_posterior) -> list:  # fmt: skip
+        """result(mode at t) for each row t of `ts`. Every Newton starts from `start` (default:
+        the anchor, else the last mode), never from another row's mode, so each value depends on
+        its row alone, not on the order or the company it is computed in; `last` is left as it
+        was, and no row's factor is held past its `result`."""
+        start, last = start or self.anchor or self.last, self.last
+        values = [result(self.mode(t, tolerance, start)) for t in np.asarray(ts, float)]
+        self.last = last
+        return values
+
+    def mode(self, t: np.ndarray, tolerance: float = NEWTON_TOLERANCE, start: Mode | None = None,
+             at: np.ndarray | None = None) -> Mode:  # fmt: skip
+        """The Gaussian approximation at θ (unconstrained `t`): Newton's method, from x = `at`
+        when given, else from near `start`'s mode (default: the last or the anchor, whichever is
+        nearer), until the Newton decrement, the predicted gain in log density, is below
+        `tolerance`."""
         model = self.model
         theta = model.natural(t)
         scales = model.scales(theta)
         A = model.design_matrix(theta)
         Q = model.prior_precision(theta)
-        x = self.warm_start(t, scales, Q)
+        x = self.warm_start(t, scales, Q, start) if at is None else np.asarray(at, float)
         self.assembly.set_scales(scales)
         if model.correlated is not None:
             self.assembly.set_prior(model.correlated.coefficients(theta))
@@ -166,12 +181,14 @@ class LaplaceEngine:
                          terms, scales, Q)  # fmt: skip
         return self.last
 
-    def warm_start(self, t: np.ndarray, scales: np.ndarray, precision) -> np.ndarray:
-        """Where Newton starts: near the last mode (or the anchor at θ's mode, whichever is
-        nearer), its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit differentiation of the
-        mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0); further away, that mode rescaled so
-        that the effects s·x, and so η, stay put."""
-        known = [m for m in (self.last, self.anchor) if m is not None]
+    def warm_start(self, t: np.ndarray, scales: np.ndarray, precision,
+                   start: Mode | None = None) -> np.ndarray:  # fmt: skip
+        """Where Newton starts: near `start` (default: the last mode or the anchor at θ's mode,
+        whichever is nearer), its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit
+        differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0); further away,
+        that mode rescaled so that the effects s·x, and so η, stay put."""
+        known = [m for m in ((start,) if start is not None else (self.last, self.anchor))
+                 if m is not None]  # fmt: skip
         if not known:
             return self.model.mean.copy()
         base = min(known, key=lambda m: np.abs(t - m.t).max())

@@ -56,8 +56,8 @@ def run_laplace(
     report = log.info if progress else log.debug
     report("laplace: finding the mode of %d hyperparameters (latent field of %d)",
            len(model.hyperparameters), model.size)  # fmt: skip
-    mode, at_mode = theta_mode(engine, start)
-    hessian = theta_hessian(engine, mode, at_mode)
+    mode = theta_mode(engine, start)
+    hessian = theta_hessian(engine, mode)
     seconds["mode"] = time.perf_counter() - clock
     report("laplace: mode after %d evaluations in %.1f s", engine.evaluations, seconds["mode"])
     clock = time.perf_counter()
@@ -145,14 +145,14 @@ def correct(row_weights: np.ndarray, design: Design, graph: AreaGraph, rng) -> C
     return Correction(None, area_order, area_k, float(joint_k), ess)
 
 
-def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] | None,
+def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode | np.ndarray],
                    counts: np.ndarray, rng):  # fmt: skip
     """Draws of the linear predictor's parts and of θ from the mixture over the points θ_j, with
     each draw's per-row log weights against the exact posterior (float32: they feed k̂ and
-    weights). Without kept `modes`, the Gaussian approximation at a point is recomputed when it
-    gets draws, so only one factor is held at a time; kept ones are let go once drawn from, and
-    their memory given back every `RELEASE_EVERY` points, so the draws fill what the factors
-    leave."""
+    weights). Where `modes` holds only a point's x* (`integration_points`), its Gaussian
+    approximation is recomputed from there when it gets draws, so only one factor is held at a
+    time; kept ones are let go once drawn from, and freed memory is given back every
+    `RELEASE_EVERY` points, so the draws fill what the factors leave."""
     model = engine.model
     total, filled = int(counts.sum()), 0
     parts: dict[str, np.ndarray] = {}
@@ -160,14 +160,13 @@ def sample_mixture(engine: LaplaceEngine, thetas: np.ndarray, modes: list[Mode] 
     # them by row (of the transpose) without a copy of its own
     weights = np.empty((total, len(model.design.area)), dtype=np.float32, order="F")
     for j, (t, count) in enumerate(zip(thetas, counts, strict=True)):
-        kept = None
-        if modes is not None:
-            kept, modes[j] = modes[j], None
+        kept, modes[j] = modes[j], None
         if j % RELEASE_EVERY == 0:
             release_free_memory()
         if count == 0:
             continue
-        mode = kept if kept is not None else engine.mode(t, POINT_TOLERANCE)
+        mode = kept if isinstance(kept, Mode) else engine.mode(t, POINT_TOLERANCE, at=kept)
+        del kept
         for start in range(0, count, DRAW_BATCH):
             size = min(DRAW_BATCH, count - start)
             x = draw_latent(model, mode, size, rng)
