@@ -63,9 +63,11 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
 
     def gradient(t):
         base = objective(t)
-        at = engine.last if engine.last is not None and tuple(engine.last.t) == tuple(t) else None
+        at = engine.last
+        if at is None or tuple(at.t) != tuple(t):  # the mode at t is needed as the start
+            at = engine.mode(t)
         steps = t + np.eye(len(t)) * GRADIENT_STEP
-        return (-np.array(engine.evaluate(steps, NEWTON_TOLERANCE, at)) - base) / GRADIENT_STEP
+        return (-np.array(engine.evaluate(steps, None, at)) - base) / GRADIENT_STEP
 
     # L-BFGS-B's first step is the whole negative gradient, projected on the bounds: at the start
     # it is often in the thousands and lands in a corner (σ at 1e-4, ρ at 1) that takes a dozen

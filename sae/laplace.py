@@ -124,7 +124,7 @@ class LaplaceEngine:
         self.constraints_t = np.asfortranarray(model.constraints.T.toarray())
         self.evaluations = 0
 
-    def evaluate(self, ts: np.ndarray, tolerance: float, start: Mode | None,
+    def evaluate(self, ts: np.ndarray, tolerance: float | None, start: Mode | None,
                  result: Callable[[Mode], object] = lambda mode: mode.log_posterior) -> list:  # fmt: skip
         """result(mode at t) for each row t of `ts`. Every Newton starts from `start` (default:
         the anchor, else the last mode), never from another row's mode, so each value depends on
@@ -135,12 +135,14 @@ class LaplaceEngine:
         self.last = last
         return values
 
-    def mode(self, t: np.ndarray, tolerance: float = NEWTON_TOLERANCE, start: Mode | None = None,
-             at: np.ndarray | None = None) -> Mode:  # fmt: skip
+    def mode(self, t: np.ndarray, tolerance: float | None = NEWTON_TOLERANCE,
+             start: Mode | None = None, at: np.ndarray | None = None) -> Mode:  # fmt: skip
         """The Gaussian approximation at θ (unconstrained `t`): Newton's method, from x = `at`
         when given, else from near `start`'s mode (default: the last or the anchor, whichever is
         nearer), until the Newton decrement, the predicted gain in log density, is below
-        `tolerance`."""
+        `tolerance`. With `tolerance` None no step is taken: the first-order prediction from a
+        converged `start` a small Δθ away is the mode (for finite differences: its error, O(Δθ²),
+        changes log p̃ by O(Δθ²), as little as the differences' own error, and a solve is saved)."""
         model = self.model
         theta = model.natural(t)
         scales = model.scales(theta)
@@ -155,8 +157,10 @@ class LaplaceEngine:
             terms = model.likelihood.curvature(eta)
             deviation = x - model.mean
             weights = np.concatenate([terms.weight, terms.cross])
-            factor = self.plan.factorise(self.assembly.assemble(weights))
-            kriging, constrained = kriging_terms(factor, model.constraints, self.constraints_t)
+            factor = self.plan.factorise(self.assembly.assemble(weights), self.constraints_t)
+            kriging, constrained = kriging_terms(factor, model.constraints)
+            if tolerance is None:
+                break
             ascent = A.T @ terms.gradient - Q @ deviation
             step = factor.solve(ascent)
             if kriging is not None:
@@ -212,12 +216,12 @@ class LaplaceEngine:
         return self.mode(np.asarray(t, float)).log_posterior
 
 
-def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array, transposed: np.ndarray):
-    """V = P⁻¹ Cᵀ and V (C V)⁻¹: x − V (C V)⁻¹ C x is the kriged (constrained) version of x.
-    `transposed` is Cᵀ as a dense array."""
+def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array):
+    """V = P⁻¹ Cᵀ (solved with the factor, `BorderedCholesky.solved`) and V (C V)⁻¹:
+    x − V (C V)⁻¹ C x is the kriged (constrained) version of x."""
     if constraints.shape[0] == 0:
         return None, None
-    constrained = factor.solve(transposed)
+    constrained = factor.solved
     return constrained @ np.linalg.inv(constraints @ constrained), constrained
 
 

@@ -237,7 +237,12 @@ class LatentModel:
         return scales
 
     def design_matrix(self, theta: np.ndarray) -> sp.csr_array:
-        return sp.csr_array(self.incidence @ sp.diags_array(self.scales(theta)))
+        """A(θ) = A₀ diag(s(θ)): A₀'s entries times their column's scale, on A₀'s pattern."""
+        incidence = self.incidence
+        return sp.csr_array(
+            (incidence.data * self.scales(theta)[incidence.indices], incidence.indices,
+             incidence.indptr), shape=incidence.shape,
+        )  # fmt: skip
 
     def effects(self, x: np.ndarray, theta: np.ndarray) -> dict[str, np.ndarray]:
         """The linear predictor's parts from latent draws x (draws × latent) and their θ (draws ×

@@ -182,19 +182,27 @@ class BorderedCholesky:
         log |P| = log |A| + log |S|
         P⁻¹ b:  x_d = S⁻¹ (b_d − Bᵀ A⁻¹ b_s),  x_s = A⁻¹ b_s − W x_d,   W = A⁻¹ B
         draws:  x_d = S^(−½) z_d,  x_s = A^(−½) z_s − W x_d
+
+    `also` (columns, optional) is solved with W in one pass over A's factor: `solved` = P⁻¹ also.
     """
 
-    def __init__(self, corner: np.ndarray, border: np.ndarray, sparse: EliminatedCholesky):
+    def __init__(self, corner: np.ndarray, border: np.ndarray, sparse: EliminatedCholesky,
+                 also: np.ndarray | None = None):  # fmt: skip
         self.dense, self.border, self.sparse = corner.shape[0], border, sparse
-        self.coupling = sparse.solve(border)  # W = A⁻¹ B
+        d = self.dense
+        inner = sparse.solve(border if also is None else np.hstack([border, also[d:]]))
+        self.coupling = inner[:, :d]  # W = A⁻¹ B
         self.schur = np.linalg.cholesky(corner - border.T @ self.coupling)  # raises unless PD
+        self.solved = None if also is None else self._finish(also[:d], inner[:, d:])
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         rhs = np.asarray(rhs, dtype=float)
-        d = self.dense
-        inner = self.sparse.solve(rhs[d:])
+        return self._finish(rhs[: self.dense], self.sparse.solve(rhs[self.dense :]))
+
+    def _finish(self, rhs_dense: np.ndarray, inner: np.ndarray) -> np.ndarray:
+        """P⁻¹ b from b_d and A⁻¹ b_s."""
         top = np.linalg.solve(
-            self.schur.T, np.linalg.solve(self.schur, rhs[:d] - self.border.T @ inner)
+            self.schur.T, np.linalg.solve(self.schur, rhs_dense - self.border.T @ inner)
         )
         return np.concatenate([top, inner - self.coupling @ top])
 
@@ -274,8 +282,9 @@ class FactorPlan:
             [[0], np.cumsum(np.bincount(schur_columns[self.schur_upper], minlength=m))]
         ).astype(np.int32)
 
-    def factorise(self, matrix: sp.csc_matrix) -> BorderedCholesky:
-        """The factor of `matrix`, whose pattern is the plan's."""
+    def factorise(self, matrix: sp.csc_matrix, also: np.ndarray | None = None) -> BorderedCholesky:
+        """The factor of `matrix`, whose pattern is the plan's (and matrix⁻¹ `also`, as its
+        `solved`)."""
         values = matrix.data
         corner = np.zeros((self.dense, self.dense))
         at, rows, columns = self.corner_at
@@ -299,7 +308,7 @@ class FactorPlan:
                           shape=(m, len(self.leaves))),
             self.schur_factors.factorise(schur) if m else None,
         )  # fmt: skip
-        return BorderedCholesky(corner, border, sparse)
+        return BorderedCholesky(corner, border, sparse, also)
 
 
 LEAF_DEGREE_LIMIT = 16  # a leaf's elimination adds up to degree² products (and fill) to S
