@@ -23,6 +23,10 @@ from sae.laplace import NEWTON_TOLERANCE, LaplaceEngine
 
 GRADIENT_STEP = 1e-5  # forward differences on the unconstrained θ scale
 THETA_GRADIENT_TOLERANCE = 0.05  # largest |∂ log p̃(θ | y) / ∂θ| at the mode
+# or: two L-BFGS iterations in a row gained less log density than this. Measured on 20,000 areas ×
+# 6 groups: the last 9 iterations gained 0.5 in all, the last 2 of them 0.008 and 0.04; the
+# integration's second proposal re-centres on the weighted points, so what is left hardly matters.
+THETA_GAIN_TOLERANCE = 0.02
 POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to within 0.01%
 HESSIAN_STEP = 0.02
 PROPOSAL_DF = 5  # Student-t proposals over θ
@@ -52,7 +56,8 @@ def automatic_points(dimension: int, correlated: bool = False, latent_size: int 
 
 def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
     """The mode of log p̃(θ | y) over unconstrained θ (L-BFGS-B with forward-difference gradients,
-    within bounds that keep the precision well conditioned)."""
+    within bounds that keep the precision well conditioned), stopped when its gradient or its gains
+    are small (`THETA_GRADIENT_TOLERANCE`, `THETA_GAIN_TOLERANCE`)."""
     cache = {}
 
     def objective(t):
@@ -74,10 +79,21 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
     # iterations to leave. Dividing the objective by the start's largest gradient makes that step
     # at most 1 on the unconstrained scale; the gradient tolerance is divided alike.
     scale = max(1.0, float(np.abs(gradient(start)).max()))
+    values = [objective(start)]
+
+    def stop_when_flat(intermediate_result):
+        values.append(intermediate_result.fun * scale)
+        if (
+            len(values) > 2
+            and max(values[-3] - values[-2], values[-2] - values[-1]) < THETA_GAIN_TOLERANCE
+        ):
+            raise StopIteration
+
     bounds = [THETA_BOUNDS[h.scale] for h in engine.model.hyperparameters]
     result = scipy.optimize.minimize(lambda t: objective(t) / scale, start,
                                      jac=lambda t: gradient(t) / scale, method="L-BFGS-B",
-                                     bounds=bounds, options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": THETA_GRADIENT_TOLERANCE / scale})  # fmt: skip
+                                     bounds=bounds, callback=stop_when_flat,
+                                     options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": THETA_GRADIENT_TOLERANCE / scale})  # fmt: skip
     return result.x
 
 
