@@ -23,10 +23,6 @@ from sae.laplace import NEWTON_TOLERANCE, LaplaceEngine
 
 GRADIENT_STEP = 1e-5  # forward differences on the unconstrained θ scale
 THETA_GRADIENT_TOLERANCE = 0.05  # largest |∂ log p̃(θ | y) / ∂θ| at the mode
-# or: two L-BFGS iterations in a row gained less log density than this. Measured on 20,000 areas ×
-# 6 groups: the last 9 iterations gained 0.5 in all, the last 2 of them 0.008 and 0.04; the
-# integration's second proposal re-centres on the weighted points, so what is left hardly matters.
-THETA_GAIN_TOLERANCE = 0.02
 POINT_TOLERANCE = 1e-4  # Newton decrement at the integration points: weights to within 0.01%
 HESSIAN_STEP = 0.02
 PROPOSAL_DF = 5  # Student-t proposals over θ
@@ -56,8 +52,10 @@ def automatic_points(dimension: int, correlated: bool = False, latent_size: int 
 
 def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
     """The mode of log p̃(θ | y) over unconstrained θ (L-BFGS-B with forward-difference gradients,
-    within bounds that keep the precision well conditioned), stopped when its gradient or its gains
-    are small (`THETA_GRADIENT_TOLERANCE`, `THETA_GAIN_TOLERANCE`)."""
+    within bounds that keep the precision well conditioned). It runs to `THETA_GRADIENT_TOLERANCE`:
+    stopping once two iterations gained under 0.02 in log density saved at most 4% of the
+    evaluations on the tract maps, but left the US counties × 5 groups' θ proposal off (the
+    integration's Pareto k̂ 0.39 → 0.88, measured)."""
     cache = {}
 
     def objective(t):
@@ -79,21 +77,10 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
     # iterations to leave. Dividing the objective by the start's largest gradient makes that step
     # at most 1 on the unconstrained scale; the gradient tolerance is divided alike.
     scale = max(1.0, float(np.abs(gradient(start)).max()))
-    values = [objective(start)]
-
-    def stop_when_flat(intermediate_result):
-        values.append(intermediate_result.fun * scale)
-        if (
-            len(values) > 2
-            and max(values[-3] - values[-2], values[-2] - values[-1]) < THETA_GAIN_TOLERANCE
-        ):
-            raise StopIteration
-
     bounds = [THETA_BOUNDS[h.scale] for h in engine.model.hyperparameters]
     result = scipy.optimize.minimize(lambda t: objective(t) / scale, start,
                                      jac=lambda t: gradient(t) / scale, method="L-BFGS-B",
-                                     bounds=bounds, callback=stop_when_flat,
-                                     options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": THETA_GRADIENT_TOLERANCE / scale})  # fmt: skip
+                                     bounds=bounds, options={"maxiter": 200, "maxcor": 30, "ftol": 1e-12, "gtol": THETA_GRADIENT_TOLERANCE / scale})  # fmt: skip
     return result.x
 
 
@@ -104,8 +91,8 @@ def theta_hessian(engine: LaplaceEngine, mode: np.ndarray) -> np.ndarray:
     centre = engine.mode(mode)
     shift = np.eye(d) * h
     pairs = [(i, j) for i in range(d) for j in range(i)]
-    points = np.vstack([mode + shift, mode - shift,
-                        [mode + shift[i] + shift[j] for i, j in pairs]])  # fmt: skip
+    crossed = np.reshape([mode + shift[i] + shift[j] for i, j in pairs], (-1, d))
+    points = np.vstack([mode + shift, mode - shift, crossed])
     values = np.array(engine.evaluate(points, NEWTON_TOLERANCE, centre))
     plus, minus, both = values[:d], values[d : 2 * d], values[2 * d :]
     at_mode = centre.log_posterior
