@@ -66,11 +66,8 @@ def theta_mode(engine: LaplaceEngine, start: np.ndarray) -> np.ndarray:
 
     def gradient(t):
         base = objective(t)
-        at = engine.last
-        if at is None or tuple(at.t) != tuple(t):  # the mode at t is needed as the start
-            at = engine.mode(t)
-        steps = t + np.eye(len(t)) * GRADIENT_STEP
-        return (-np.array(engine.evaluate(steps, None, at)) - base) / GRADIENT_STEP
+        steps = t + np.eye(len(t)) * GRADIENT_STEP  # each predicted from the mode at t
+        return (-np.array(engine.evaluate(steps, None, engine.mode_at(t))) - base) / GRADIENT_STEP
 
     # L-BFGS-B's first step is the whole negative gradient, projected on the bounds: at the start
     # it is often in the thousands and lands in a corner (σ at 1e-4, ρ at 1) that takes a dozen
@@ -88,7 +85,7 @@ def theta_hessian(engine: LaplaceEngine, mode: np.ndarray) -> np.ndarray:
     """−∇² log p̃(θ | y) at the mode by finite differences: central on the diagonal, one-sided
     for the cross terms (d(d + 3)/2 + 1 evaluations); made positive definite."""
     d, h = len(mode), HESSIAN_STEP
-    centre = engine.mode(mode)
+    centre = engine.mode_at(mode)
     shift = np.eye(d) * h
     pairs = [(i, j) for i in range(d) for j in range(i)]
     crossed = np.reshape([mode + shift[i] + shift[j] for i, j in pairs], (-1, d))
@@ -132,9 +129,9 @@ def integration_points(engine, mode, hessian, count, seed):
 
     def evaluate(points: np.ndarray) -> np.ndarray:
         found = engine.evaluate(points, POINT_TOLERANCE, engine.anchor,
-                                lambda m: m if keep else (m.x.astype(np.float32), m.log_posterior))  # fmt: skip
-        modes.extend(m if keep else m[0] for m in found)
-        return np.array([m.log_posterior if keep else m[1] for m in found])
+                                lambda m: (m if keep else m.x.astype(np.float32), m.log_posterior))  # fmt: skip
+        modes.extend(kept for kept, _ in found)
+        return np.array([value for _, value in found])
 
     engine.anchor = engine.mode(mode, POINT_TOLERANCE)  # every point's Newton starts near it
     points = first.points(sobol_points(sobol, count // 2))

@@ -191,8 +191,9 @@ class LaplaceEngine:
         whichever is nearer), its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit
         differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0); further away,
         that mode rescaled so that the effects s·x, and so η, stay put."""
-        known = [m for m in ((start,) if start is not None else (self.last, self.anchor))
-                 if m is not None]  # fmt: skip
+        known = (
+            [start] if start is not None else [m for m in (self.last, self.anchor) if m is not None]
+        )
         if not known:
             return self.model.mean.copy()
         base = min(known, key=lambda m: np.abs(t - m.t).max())
@@ -211,6 +212,11 @@ class LaplaceEngine:
         if base.kriging is not None:
             step = step - base.kriging @ (self.model.constraints @ step)
         return base.x + step
+
+    def mode_at(self, t: np.ndarray) -> Mode:
+        """The approximation at θ = `t`: the last one when it is there, else computed."""
+        last = self.last
+        return last if last is not None and np.array_equal(last.t, t) else self.mode(t)
 
     def log_posterior(self, t: np.ndarray) -> float:
         return self.mode(np.asarray(t, float)).log_posterior
