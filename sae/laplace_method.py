@@ -89,7 +89,7 @@ def run_laplace(
         coords={"area": list(graph.ids)},
     )  # fmt: skip
     diagnostics = Diagnostics(
-        method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=points,
+        method="laplace", chains=1, draws=total, theta_pareto_k=theta_k, theta_points=len(thetas),
         latent_pareto_k=correction.joint_pareto_k, latent_ess=correction.joint_ess,
         areas_off=int((correction.area_pareto_k > PARETO_K_LIMIT).sum()),
         correction="joint" if correction.order is not None else "local",

@@ -144,7 +144,7 @@ class SamplerSpec:
     seed: int = 1
     target_accept: float = 0.9
     low_rank_mass_matrix: bool = False
-    integration_points: int | None = None  # laplace: hyperparameter points (None: 64 + 8 per θ)
+    integration_points: int | None = None  # laplace: evaluations over θ (None: 64 + 8 per θ)
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ from scipy import stats
 
 import sae
 from sae.fit import design_for
+from sae.hyperparameter_integration import PROPOSAL_DF, SplitStudentT
 from sae.inputs import load_inputs
 from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
 from sae.latent import latent_model
@@ -195,6 +196,35 @@ def test_precision_assembly_equals_the_sparse_product():
     assembly.set_scales(scales)
     assembled = assembly.assemble(weight).toarray()
     assert assembled == pytest.approx(direct, abs=1e-12)
+
+
+def split_proposal() -> SplitStudentT:
+    axes = np.array([[0.8, 0.3], [-0.2, 0.5]])
+    return SplitStudentT(np.array([1.0, -2.0]), axes, np.array([2.0, 0.7]), np.array([0.6, 1.5]))
+
+
+def test_split_student_t_density_integrates_to_one():
+    proposal, step = split_proposal(), 0.05
+    z = np.arange(-80.0, 80.0, step) + step / 2
+    first, second = np.meshgrid(z, z, indexing="ij")
+    grid = np.column_stack([first.ravel(), second.ravel()])
+    density = np.exp(proposal.logpdf(proposal.centre + grid @ proposal.axes.T))
+    mass = density.sum() * step**2 * abs(np.linalg.det(proposal.axes))
+    assert mass == pytest.approx(1.0, abs=2e-3)  # t5 tails beyond 80 scales hold < 1e-4
+
+
+def test_split_student_t_points_follow_its_distribution_function():
+    """Each coordinate's distribution function, computed independently of `points`, maps the
+    points back to the uniforms they came from; the share below 0 is σ₋ / (σ₊ + σ₋)."""
+    proposal = split_proposal()
+    uniform = np.random.default_rng(4).uniform(size=(5000, 3))
+    z = np.linalg.solve(proposal.axes, (proposal.points(uniform) - proposal.centre).T).T
+    upper, lower = proposal.upper, proposal.lower
+    below = lower / (upper + lower)
+    cdf = np.where(z < 0, 2 * below * stats.t.cdf(z / lower, PROPOSAL_DF),
+                   below + 2 * (1 - below) * (stats.t.cdf(z / upper, PROPOSAL_DF) - 0.5))  # fmt: skip
+    assert cdf == pytest.approx(uniform[:, :2], abs=1e-9)
+    assert (z < 0).mean(axis=0) == pytest.approx(below, abs=0.02)
 
 
 def synthetic_fit(method: str, family: str = "poisson", group_effects: str = "iid"):

@@ -255,9 +255,11 @@ def main() -> None:
     for case in CASES:
         for method in METHODS:
             kept = [r for r in earlier if (r["case"], r.get("method")) == (case, method)]
-            skipped = case not in args.rerun or args.rerun_method not in (None, method)
-            if kept and skipped:
-                results.append(kept[0])
+            skipped = bool(args.rerun) and (
+                case not in args.rerun or args.rerun_method not in (None, method)
+            )
+            if skipped:  # a row that was never run stays absent
+                results.extend(kept[:1])
                 continue
             command = [sys.executable, __file__, "--case", case, "--method", method,
                        "--draws", str(args.draws), "--tune", str(args.tune)]  # fmt: skip
