@@ -31,6 +31,7 @@ from sae.sparse_cholesky import BorderedCholesky, FactorPlan, segment_pairs
 NEWTON_TOLERANCE = 1e-9  # on the Newton decrement, the predicted gain in log density
 MAX_NEWTON_STEPS = 50
 TANGENT_RANGE = 2.0  # on the unconstrained θ scale: beyond it the linear prediction is not used
+PREDICTION_BATCH = 8  # starting points predicted in one solve (`LaplaceEngine.evaluate`)
 
 
 @dataclass
@@ -40,9 +41,7 @@ class Mode:
     t: np.ndarray  # θ, unconstrained
     x: np.ndarray
     eta: np.ndarray
-    factor: BorderedCholesky
-    kriging: np.ndarray | None  # P⁻¹ Cᵀ (C P⁻¹ Cᵀ)⁻¹, to impose C x = 0
-    constrained: np.ndarray | None  # P⁻¹ Cᵀ
+    factor: BorderedCholesky  # of P, with Cᵀ as its `also` columns (`kriged`)
     log_posterior: float  # log p̃(θ | y) + const, θ unconstrained (Jacobian included)
     curvature: Curvature  # ℓ, ∇ℓ, −∇²ℓ in η at η*
     scales: np.ndarray  # s(θ)
@@ -129,9 +128,15 @@ class LaplaceEngine:
         """result(mode at t) for each row t of `ts`. Every Newton starts from `start` (default:
         the anchor, else the last mode), never from another row's mode, so each value depends on
         its row alone, not on the order or the company it is computed in; `last` is left as it
-        was, and no row's factor is held past its `result`."""
+        was, and no row's factor is held past its `result`. The rows' starting points are
+        predicted `PREDICTION_BATCH` at a time, in one solve with `start`'s factor."""
         start, last = start or self.anchor or self.last, self.last
-        values = [result(self.mode(t, tolerance, start)) for t in np.asarray(ts, float)]
+        ts, values = np.asarray(ts, float), []
+        for batch in range(0, len(ts), PREDICTION_BATCH):
+            rows = ts[batch : batch + PREDICTION_BATCH]
+            starts = self.warm_starts(rows, start) if start is not None else [None] * len(rows)
+            for t, x in zip(rows, starts, strict=True):
+                values.append(result(self.mode(t, tolerance, start, x)))
         self.last = last
         return values
 
@@ -148,7 +153,7 @@ class LaplaceEngine:
         scales = model.scales(theta)
         A = model.design_matrix(theta)
         Q = model.prior_precision(theta)
-        x = self.warm_start(t, scales, Q, start) if at is None else np.asarray(at, float)
+        x = self.warm_start(t, start) if at is None else np.asarray(at, float)
         self.assembly.set_scales(scales)
         if model.correlated is not None:
             self.assembly.set_prior(model.correlated.coefficients(theta))
@@ -158,13 +163,10 @@ class LaplaceEngine:
             deviation = x - model.mean
             weights = np.concatenate([terms.weight, terms.cross])
             factor = self.plan.factorise(self.assembly.assemble(weights), self.constraints_t)
-            kriging, constrained = kriging_terms(factor, model.constraints)
             if tolerance is None:
                 break
             ascent = A.T @ terms.gradient - Q @ deviation
-            step = factor.solve(ascent)
-            if kriging is not None:
-                step = step - kriging @ (model.constraints @ step)
+            step = kriged(factor, model.constraints, factor.solve(ascent))
             if 0.5 * ascent @ step < tolerance:
                 break
             current = terms.value.sum() - 0.5 * deviation @ (Q @ deviation)
@@ -177,41 +179,59 @@ class LaplaceEngine:
             )
         self.evaluations += 1
         log_det = factor.logdet()
-        if constrained is not None:
-            log_det += np.linalg.slogdet(model.constraints @ constrained)[1]
+        if model.constraints.shape[0]:
+            log_det += np.linalg.slogdet(factor.also_gram())[1]  # log |C P⁻¹ Cᵀ|
         log_posterior = (terms.value.sum() - 0.5 * deviation @ (Q @ deviation)
                          - 0.5 * log_det + model.log_prior(t))  # fmt: skip
-        self.last = Mode(t, x, eta, factor, kriging, constrained, float(log_posterior),
-                         terms, scales, Q)  # fmt: skip
+        self.last = Mode(t, x, eta, factor, float(log_posterior), terms, scales, Q)
         return self.last
 
-    def warm_start(self, t: np.ndarray, scales: np.ndarray, precision,
-                   start: Mode | None = None) -> np.ndarray:  # fmt: skip
+    def warm_start(self, t: np.ndarray, start: Mode | None = None) -> np.ndarray:
         """Where Newton starts: near `start` (default: the last mode or the anchor at θ's mode,
-        whichever is nearer), its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit
-        differentiation of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0); further away,
-        that mode rescaled so that the effects s·x, and so η, stay put."""
+        whichever is nearer), see `warm_starts`."""
         known = (
             [start] if start is not None else [m for m in (self.last, self.anchor) if m is not None]
         )
         if not known:
             return self.model.mean.copy()
-        base = min(known, key=lambda m: np.abs(t - m.t).max())
-        if np.abs(t - base.t).max() > TANGENT_RANGE:
-            ratio = np.divide(base.scales, scales, out=np.ones_like(scales), where=scales > 0)
-            return base.x * ratio
-        incidence = self.model.incidence
+        return self.warm_starts(t[None, :], min(known, key=lambda m: np.abs(t - m.t).max()))[0]
+
+    def warm_starts(self, ts: np.ndarray, base: Mode) -> list[np.ndarray]:
+        """Newton's starting point at each row of `ts` from the mode `base`: within
+        `TANGENT_RANGE`, its first-order prediction x* + P⁻¹ ∂F/∂θ Δθ (implicit differentiation
+        of the mode condition F(x*, θ) = Aᵀ ∇ℓ − Q (x* − m) = 0; all rows in one solve); further
+        away, that mode rescaled so that the effects s·x, and so η, stay put."""
+        model = self.model
+        starts, forces, near = [], [], []
+        for k, t in enumerate(ts):
+            theta = model.natural(t)
+            scales = model.scales(theta)
+            if np.abs(t - base.t).max() > TANGENT_RANGE:
+                ratio = np.divide(base.scales, scales, out=np.ones_like(scales), where=scales > 0)
+                starts.append(base.x * ratio)
+                continue
+            starts.append(None)
+            forces.append(self.mode_shift(base, theta, scales))
+            near.append(k)
+        if forces:
+            steps = base.factor.solve(np.column_stack(forces))
+            steps = kriged(base.factor, model.constraints, steps)
+            for column, k in enumerate(near):
+                starts[k] = base.x + steps[:, column]
+        return starts
+
+    def mode_shift(self, base: Mode, theta: np.ndarray, scales: np.ndarray) -> np.ndarray:
+        """∂F/∂θ Δθ from `base` to θ (natural scale, with its scales s(θ)): the change of the
+        mode condition's left side at x* as the scales (and Q, where it depends on θ) change."""
+        model, curvature = self.model, base.curvature
         change = scales - base.scales
-        curvature = base.curvature
-        shift = incidence @ (change * base.x)
-        force = (change * (incidence.T @ curvature.gradient)
-                 - base.scales * (incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
+        shift = model.incidence @ (change * base.x)
+        force = (change * (model.incidence.T @ curvature.gradient)
+                 - base.scales * (model.incidence.T @ curvature.hessian_times(shift)))  # fmt: skip
+        precision = model.prior_precision(theta)
         if precision is not base.precision:  # Q depends on θ
-            force -= (precision - base.precision) @ (base.x - self.model.mean)
-        step = base.factor.solve(force)
-        if base.kriging is not None:
-            step = step - base.kriging @ (self.model.constraints @ step)
-        return base.x + step
+            force -= (precision - base.precision) @ (base.x - model.mean)
+        return force
 
     def mode_at(self, t: np.ndarray) -> Mode:
         """The approximation at θ = `t`: the last one when it is there, else computed."""
@@ -222,13 +242,12 @@ class LaplaceEngine:
         return self.mode(np.asarray(t, float)).log_posterior
 
 
-def kriging_terms(factor: BorderedCholesky, constraints: sp.csr_array):
-    """V = P⁻¹ Cᵀ (solved with the factor, `BorderedCholesky.solved`) and V (C V)⁻¹:
-    x − V (C V)⁻¹ C x is the kriged (constrained) version of x."""
+def kriged(factor: BorderedCholesky, constraints: sp.csr_array, x: np.ndarray) -> np.ndarray:
+    """x − V (C V)⁻¹ C x, V = P⁻¹ Cᵀ (`BorderedCholesky.solved`, C V its `also_gram`): x (a
+    vector, or draws as columns) conditioned on C x = 0 by kriging."""
     if constraints.shape[0] == 0:
-        return None, None
-    constrained = factor.solved
-    return constrained @ np.linalg.inv(constraints @ constrained), constrained
+        return x
+    return x - factor.solved @ np.linalg.solve(factor.also_gram(), constraints @ x)
 
 
 def line_search(model: LatentModel, A, Q, x, step, current: float) -> np.ndarray:
@@ -244,9 +263,7 @@ def line_search(model: LatentModel, A, Q, x, step, current: float) -> np.ndarray
 def draw_latent(model: LatentModel, mode: Mode, count: int, rng) -> np.ndarray:
     """`count` draws of x from N(x*, P⁻¹) restricted to C x = 0: draws × latent."""
     deviation = mode.factor.sample(rng.standard_normal((model.size, count)))
-    if mode.kriging is not None:
-        deviation = deviation - mode.kriging @ (model.constraints @ deviation)
-    return (mode.x[:, None] + deviation).T
+    return (mode.x[:, None] + kriged(mode.factor, model.constraints, deviation)).T
 
 
 def row_log_weights(model: LatentModel, mode: Mode, x: np.ndarray) -> np.ndarray:

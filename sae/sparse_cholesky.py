@@ -17,6 +17,8 @@ solves are compiled with numba.
 
 from __future__ import annotations
 
+from functools import cached_property
+
 import numpy as np
 import scipy.sparse as sp
 from numba import njit
@@ -68,11 +70,24 @@ class SparseCholesky:
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         """A⁻¹ rhs, for a vector or the columns of a matrix."""
+        return self.complete(self.forward(rhs), rhs)
+
+    def forward(self, rhs: np.ndarray) -> np.ndarray:
+        """The first half of a solve, y = (I + L)⁻¹ P_permᵀ rhs (rows × columns): rhsᵀ A⁻¹ rhs is
+        yᵀ D⁻¹ y (`gram`), with no backward pass."""
         work = self._columns(rhs)
         unit_lower_solve(*self._lower, work)
-        work /= self._d[:, None]
-        unit_lower_transpose_solve(*self._lower, work)
-        return self._placed(work, rhs)
+        return work
+
+    def complete(self, forward: np.ndarray, like: np.ndarray) -> np.ndarray:
+        """A⁻¹ rhs from `forward`(rhs), shaped like rhs (`forward` is overwritten)."""
+        forward /= self._d[:, None]
+        unit_lower_transpose_solve(*self._lower, forward)
+        return self._placed(forward, like)
+
+    def gram(self, forward: np.ndarray) -> np.ndarray:
+        """rhsᵀ A⁻¹ rhs from `forward`(rhs)."""
+        return forward.T @ (forward / self._d[:, None])
 
     def logdet(self) -> float:
         return float(np.log(self._d).sum())
@@ -157,11 +172,27 @@ class EliminatedCholesky:
         return joined
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
+        return self.complete(self.forward(rhs))
+
+    def forward(self, rhs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """The first half of a solve: b_I and S's `SparseCholesky.forward` of b_R − E D⁻¹ b_I."""
         rhs = np.asarray(rhs, dtype=float)
-        leaf_rhs, d = rhs[self.leaves], self._diagonal(rhs)
-        rest = rhs[self.rest] - self.coupling @ (leaf_rhs / d)
-        rest = self.schur.solve(rest) if self.schur is not None else rest
-        return self._joined((leaf_rhs - self.coupling.T @ rest) / d, rest)
+        leaf_rhs = rhs[self.leaves]
+        rest = rhs[self.rest] - self.coupling @ (leaf_rhs / self._diagonal(rhs))
+        return leaf_rhs, self.schur.forward(rest) if self.schur is not None else rest
+
+    def complete(self, forward: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """A⁻¹ b from `forward`(b)."""
+        leaf_rhs, rest = forward
+        if self.schur is not None:
+            rest = self.schur.complete(rest, rest[:, 0] if leaf_rhs.ndim == 1 else rest)
+        return self._joined((leaf_rhs - self.coupling.T @ rest) / self._diagonal(leaf_rhs), rest)
+
+    def gram(self, forward: tuple[np.ndarray, np.ndarray]) -> np.ndarray:
+        """bᵀ A⁻¹ b = b_Iᵀ D⁻¹ b_I + rᵀ S⁻¹ r (r = b_R − E D⁻¹ b_I) from `forward`(b), b columns."""
+        leaf_rhs, rest = forward
+        leaf_part = leaf_rhs.T @ (leaf_rhs / self._diagonal(leaf_rhs))
+        return leaf_part + (self.schur.gram(rest) if self.schur is not None else 0.0)
 
     def logdet(self) -> float:
         schur = self.schur.logdet() if self.schur is not None else 0.0
@@ -181,19 +212,48 @@ class BorderedCholesky:
 
         log |P| = log |A| + log |S|
         P⁻¹ b:  x_d = S⁻¹ (b_d − Bᵀ A⁻¹ b_s),  x_s = A⁻¹ b_s − W x_d,   W = A⁻¹ B
+        bᵀ P⁻¹ b = b_sᵀ A⁻¹ b_s + (b_d − Bᵀ A⁻¹ b_s)ᵀ S⁻¹ (b_d − Bᵀ A⁻¹ b_s)
         draws:  x_d = S^(−½) z_d,  x_s = A^(−½) z_s − W x_d
 
-    `also` (columns, optional) is solved with W in one pass over A's factor: `solved` = P⁻¹ also.
+    S, the log-determinant and `also_gram` (alsoᵀ P⁻¹ also, for columns `also`) need only the
+    Gram matrix [B, also_s]ᵀ A⁻¹ [B, also_s], a forward pass over A's factor; W and `solved`
+    (P⁻¹ also) finish that pass backwards when a solve or a draw first needs them. (A Laplace
+    evaluation for a finite difference needs only the log-determinant: at 20,000 areas × 6 groups
+    the backward pass was a third of its solving.)
     """
 
     def __init__(self, corner: np.ndarray, border: np.ndarray, sparse: EliminatedCholesky,
                  also: np.ndarray | None = None):  # fmt: skip
         self.dense, self.border, self.sparse = corner.shape[0], border, sparse
         d = self.dense
-        inner = sparse.solve(border if also is None else np.hstack([border, also[d:]]))
-        self.coupling = inner[:, :d]  # W = A⁻¹ B
-        self.schur = np.linalg.cholesky(corner - border.T @ self.coupling)  # raises unless PD
-        self.solved = None if also is None else self._finish(also[:d], inner[:, d:])
+        self.also = also
+        self._forward = sparse.forward(border if also is None else np.hstack([border, also[d:]]))
+        self._gram = sparse.gram(self._forward)
+        self.schur = np.linalg.cholesky(corner - self._gram[:d, :d])  # raises unless PD
+        self._inner = None
+
+    @property
+    def coupling(self) -> np.ndarray:
+        """W = A⁻¹ B."""
+        return self._inner_solution()[:, : self.dense]
+
+    @cached_property
+    def solved(self) -> np.ndarray:
+        """P⁻¹ also."""
+        return self._finish(self.also[: self.dense], self._inner_solution()[:, self.dense :])
+
+    def _inner_solution(self) -> np.ndarray:
+        """A⁻¹ [B, also_s], completed from the forward pass once."""
+        if self._inner is None:
+            self._inner, self._forward = self.sparse.complete(self._forward), None
+        return self._inner
+
+    def also_gram(self) -> np.ndarray:
+        """alsoᵀ P⁻¹ also."""
+        d, gram = self.dense, self._gram
+        top = self.also[:d] - gram[:d, d:]
+        half = np.linalg.solve(self.schur, top)
+        return gram[d:, d:] + half.T @ half
 
     def solve(self, rhs: np.ndarray) -> np.ndarray:
         rhs = np.asarray(rhs, dtype=float)

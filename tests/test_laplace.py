@@ -14,7 +14,7 @@ import sae
 from sae.fit import design_for
 from sae.hyperparameter_integration import PROPOSAL_DF, SplitStudentT
 from sae.inputs import load_inputs
-from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent
+from sae.laplace import LaplaceEngine, PrecisionAssembly, draw_latent, kriged
 from sae.latent import latent_model
 from sae.sparse_cholesky import FactorPlan, Refactorisation, SparseCholesky, independent_leaves
 from sae.spec_file import spec_from_dict
@@ -85,7 +85,7 @@ def test_draws_satisfy_the_constraints_and_have_the_approximations_covariance():
     assert np.abs(model.constraints @ draws.T).max() < 1e-9
     # the constrained covariance: P⁻¹ − V (C V)⁻¹ Vᵀ, V = P⁻¹ Cᵀ
     inverse = mode.factor.solve(np.eye(model.size))
-    constrained = inverse - mode.kriging @ (model.constraints @ inverse)
+    constrained = kriged(mode.factor, model.constraints, inverse)
     empirical = np.cov(draws.T)
     scale = np.sqrt(np.outer(np.diag(constrained), np.diag(constrained))) + 1e-12
     assert np.abs((empirical - constrained) / scale).max() < 0.05  # 20,000 draws: MC error ~0.01
@@ -172,6 +172,20 @@ def test_factor_plan_eliminates_leaves_exactly():
     variances = np.diag(covariance)
     standard_error = np.sqrt((np.outer(variances, variances) + covariance**2) / n)  # Wishart
     assert np.abs(np.cov(draws) - covariance).max() < 5 * standard_error.max()
+
+
+def test_factor_gives_the_solve_and_the_gram_matrix_of_its_also_columns():
+    # exact reference: dense linear algebra on the same matrix
+    rng = np.random.default_rng(6)
+    matrix = bordered_leafy_matrix(rng)
+    also = rng.normal(size=(matrix.shape[0], 2))
+    exact = np.linalg.solve(matrix.toarray(), also)
+    gram_only = FactorPlan(matrix, dense=2).factorise(matrix, also)
+    assert gram_only.also_gram() == pytest.approx(also.T @ exact, rel=1e-9)  # forward pass alone
+    assert gram_only.logdet() == pytest.approx(np.linalg.slogdet(matrix.toarray())[1], rel=1e-12)
+    assert gram_only.solved == pytest.approx(exact, rel=1e-9, abs=1e-12)
+    b = rng.normal(size=matrix.shape[0])
+    assert gram_only.solve(b) == pytest.approx(np.linalg.solve(matrix.toarray(), b), rel=1e-9)
 
 
 def test_independent_leaves_are_independent_and_low_degree():
