@@ -131,7 +131,7 @@ def integration_points(engine, mode, hessian, count, seed):
     Laplace modes, their Pareto-smoothed, normalised weights and the weights' k̂. The modes are
     kept only while points × latent size ≤ `KEPT_MODES_LIMIT` (each holds a sparse factor: 12 GB
     at 20,000 areas × 6 groups); else only their x* (float32: 350 MB at 85,000 areas × 6 groups),
-    from which `sae.laplace_method` recomputes those it draws from in one Newton step.
+    from which `sae.laplace_method` recomputes those it draws from in one factorisation.
 
     Stage one draws from a skewed Student-t at the mode (`axis_scales`: the Hessian's axes, each
     side scaled to where log p̃ drops); the 2d evaluations that set its scales come out of this
