@@ -235,17 +235,20 @@ class BorderedCholesky:
     @property
     def coupling(self) -> np.ndarray:
         """W = A⁻¹ B."""
-        return self._inner_solution()[:, : self.dense]
+        return self._inner_solution()[0]
 
     @cached_property
     def solved(self) -> np.ndarray:
         """P⁻¹ also."""
-        return self._finish(self.also[: self.dense], self._inner_solution()[:, self.dense :])
+        return self._finish(self.also[: self.dense], self._inner_solution()[1])
 
-    def _inner_solution(self) -> np.ndarray:
-        """A⁻¹ [B, also_s], completed from the forward pass once."""
+    def _inner_solution(self) -> tuple[np.ndarray, np.ndarray]:
+        """A⁻¹ B and A⁻¹ also_s, completed from the forward pass once. Each is kept contiguous:
+        products with a column slice of one array took 60 ms instead of 2 (n = 160,000, measured)."""
         if self._inner is None:
-            self._inner, self._forward = self.sparse.complete(self._forward), None
+            inner, d = self.sparse.complete(self._forward), self.dense
+            self._inner = np.ascontiguousarray(inner[:, :d]), np.ascontiguousarray(inner[:, d:])
+            self._forward = None
         return self._inner
 
     def also_gram(self) -> np.ndarray:
@@ -357,8 +360,8 @@ class FactorPlan:
         schur[self.rest_target] = values[self.rest_at]
         if not (diagonal > 0).all():
             raise np.linalg.LinAlgError("the matrix is not positive definite")
-        products = coupling[self.pair_first] * coupling[self.pair_second] / diagonal[self.pair_leaf]
-        schur -= np.bincount(self.pair_target, products, minlength=len(schur))
+        subtract_leaf_products(schur, self.pair_target, coupling, self.pair_first,
+                               self.pair_second, diagonal, self.pair_leaf)  # fmt: skip
         m = len(self.rest)
         schur = sp.csc_matrix((schur[self.schur_upper], self.schur_indices, self.schur_indptr),
                               shape=(m, m))  # fmt: skip
@@ -369,6 +372,15 @@ class FactorPlan:
             self.schur_factors.factorise(schur) if m else None,
         )  # fmt: skip
         return BorderedCholesky(corner, border, sparse, also)
+
+
+@njit(cache=True)
+def subtract_leaf_products(
+    schur, target, coupling, first, second, leaf_diagonal, leaf
+):  # pragma: no cover - compiled
+    """schur[target_p] −= E_p1 E_p2 / D_leaf for each pair p (S = F − E D⁻¹ Eᵀ), in one pass."""
+    for p in range(len(target)):
+        schur[target[p]] -= coupling[first[p]] * coupling[second[p]] / leaf_diagonal[leaf[p]]
 
 
 LEAF_DEGREE_LIMIT = 16  # a leaf's elimination adds up to degree² products (and fill) to S
