@@ -42,42 +42,36 @@ def pseudo_inverse_diagonal(laplacian: sp.sparray) -> np.ndarray:
 
 @njit(cache=True)
 def takahashi_diagonal(indptr, indices, data, pivots):  # pragma: no cover - compiled
-    """diag(Z) for Z = L⁻ᵀ D⁻¹ L⁻¹, L unit lower triangular in CSC with sorted rows."""
+    """diag(Z) for Z = L⁻ᵀ D⁻¹ L⁻¹, L unit lower triangular in CSC with sorted rows.
+
+    For column i with rows J below the diagonal, Z_ji = −Σ_{k ∈ J} L_ki Z_kj needs Z on J × J,
+    which the fill keeps inside L's pattern: for each k ∈ J the rows of column k below k include
+    J's. They are found by walking column k once with J's rows marked (`where`), so each entry is
+    looked up directly, not searched for (at 85,000 areas: 6.7 s with binary searches)."""
     n = len(pivots)
-    values = np.zeros(len(data))
+    values = np.zeros(len(data))  # Z on L's pattern, below the diagonal
     diagonal = np.zeros(n)
+    where = np.full(n, -1)  # position of a row in the current column, else −1
     for i in range(n - 1, -1, -1):
         start, end = indptr[i], indptr[i + 1]
         for p in range(start, end):
-            j = indices[p]
-            if j == i:
+            where[indices[p]] = p
+        for q in range(start, end):
+            k = indices[q]
+            if k == i:
                 continue
-            total = 0.0
-            for q in range(start, end):
-                k = indices[q]
-                if k == i:
+            values[q] -= data[q] * diagonal[k]  # the k = j term
+            for r in range(indptr[k], indptr[k + 1]):
+                p = where[indices[r]]
+                if p < 0 or indices[r] == k:
                     continue
-                total += data[q] * entry(indptr, indices, values, diagonal, k, j)
-            values[p] = -total
+                z = values[r]  # Z_jk, j = indices[r] > k, both in J
+                values[p] -= data[q] * z  # Z_ji gets −L_ki Z_kj
+                values[q] -= data[p] * z  # Z_ki gets −L_ji Z_jk
         total = 0.0
         for q in range(start, end):
             if indices[q] != i:
                 total += data[q] * values[q]
+            where[indices[q]] = -1
         diagonal[i] = 1.0 / pivots[i] - total
     return diagonal
-
-
-@njit(cache=True)
-def entry(indptr, indices, values, diagonal, k, j):  # pragma: no cover - compiled
-    """Z_kj (symmetric) from the values computed so far: column min(k, j), row max(k, j)."""
-    if k == j:
-        return diagonal[k]
-    column, row = (k, j) if k < j else (j, k)
-    low, high = indptr[column], indptr[column + 1]
-    while low < high:
-        middle = (low + high) // 2
-        if indices[middle] < row:
-            low = middle + 1
-        else:
-            high = middle
-    return values[low] if low < indptr[column + 1] and indices[low] == row else 0.0
