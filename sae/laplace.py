@@ -22,6 +22,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
+from numba import njit
 
 from sae.errors import SaeError
 from sae.latent import LatentModel
@@ -86,7 +87,8 @@ class PrecisionAssembly:
             shape=(len(unique), len(first_row)),
         )
         columns, rows = np.divmod(unique, n)
-        self.entry_rows, self.entry_columns = rows, columns
+        # int32: `entry_products` streams them for every evaluation (half the bytes of int64)
+        self.entry_rows, self.entry_columns = rows.astype(np.int32), columns.astype(np.int32)
         self.scale_products = np.ones(len(unique))
         indptr = np.concatenate([[0], np.cumsum(np.bincount(columns, minlength=n))])
         self.matrix = sp.csc_matrix(
@@ -98,7 +100,7 @@ class PrecisionAssembly:
         self.prior = self.prior_map @ np.concatenate([[1.0], coefficients])
 
     def set_scales(self, scales: np.ndarray) -> None:
-        self.scale_products = scales[self.entry_rows] * scales[self.entry_columns]
+        entry_products(scales, self.entry_rows, self.entry_columns, self.scale_products)
 
     def assemble(self, weight: np.ndarray) -> sp.csc_matrix:
         """P for the current scales and the weights of the rows, then of the pairs (the same
@@ -107,6 +109,14 @@ class PrecisionAssembly:
         np.multiply(self.pair_map @ weight, self.scale_products, out=data)
         data += self.prior
         return self.matrix
+
+
+@njit(cache=True)
+def entry_products(scales, rows, columns, out):  # pragma: no cover - compiled
+    """out_e = s[rows_e] s[columns_e], in one pass (numpy's two gathers and a product took 3 passes
+    and 2 temporaries: 4.0 ms for P's 1.7 million entries at 20,000 areas × 6 groups)."""
+    for e in range(len(out)):
+        out[e] = scales[rows[e]] * scales[columns[e]]
 
 
 class LaplaceEngine:
