@@ -30,7 +30,6 @@ def pseudo_inverse_diagonal(laplacian: sp.sparray) -> np.ndarray:
     factor = splu(grounded, permc_spec="MMD_AT_PLUS_A", diag_pivot_thresh=0.0,
                   options={"SymmetricMode": True})  # fmt: skip
     lower = sp.csc_matrix(factor.L)
-    lower.sort_indices()
     pivots = factor.U.diagonal()
     inverse = takahashi_diagonal(lower.indptr, lower.indices, lower.data, pivots)
     # the factor is of L_g[q, q] with q = argsort(perm_c): node perm_c[j]... is position j's
@@ -42,12 +41,14 @@ def pseudo_inverse_diagonal(laplacian: sp.sparray) -> np.ndarray:
 
 @njit(cache=True)
 def takahashi_diagonal(indptr, indices, data, pivots):  # pragma: no cover - compiled
-    """diag(Z) for Z = L⁻ᵀ D⁻¹ L⁻¹, L unit lower triangular in CSC with sorted rows.
+    """diag(Z) for Z = L⁻ᵀ D⁻¹ L⁻¹, L unit lower triangular in CSC (rows in any order within a
+    column, the unit diagonal stored or not).
 
     For column i with rows J below the diagonal, Z_ji = −Σ_{k ∈ J} L_ki Z_kj needs Z on J × J,
     which the fill keeps inside L's pattern: for each k ∈ J the rows of column k below k include
     J's. They are found by walking column k once with J's rows marked (`where`), so each entry is
-    looked up directly, not searched for (at 85,000 areas: 6.7 s with binary searches)."""
+    looked up directly, not searched for (the 85,000-area tract fit's Schur factor: 0.74 s, against
+    6.7 s with a binary search per entry)."""
     n = len(pivots)
     values = np.zeros(len(data))  # Z on L's pattern, below the diagonal
     diagonal = np.zeros(n)
